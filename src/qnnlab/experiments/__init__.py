@@ -1,0 +1,1 @@
+"""Named experiment presets and multi-seed comparisons."""

@@ -1,0 +1,122 @@
+"""The method registry: each training method's optimizer, hyperparameter schema and paper.
+
+A method's schema is a pydantic model whose ``name`` field is its registry key; the run
+config's ``method`` table is validated against the union of all schemas, so unknown
+methods, unknown keys, wrong types and out-of-range values fail before training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch.optim import Optimizer
+
+from qnnlab.optim import SGD, ASkewSGD, BinaryConnect
+from qnnlab.registry import Registry
+from qnnlab.schedules import Schedule, annealed_eps
+
+__all__ = ["METHODS", "MethodConfig", "MethodInfo", "build_optimizer"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseStep(_Strict):
+    """Hyperparameters of the base step shared by every method."""
+
+    lr: float = Field(0.1, gt=0, description="initial step size γ₀")
+    momentum: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    base: Literal["sgd", "adam"] = "sgd"
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    adam_eps: float = Field(1e-8, gt=0)
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+
+class SGDConfig(BaseStep):
+    name: Literal["sgd"] = "sgd"
+
+
+class BinaryConnectConfig(BaseStep):
+    name: Literal["binaryconnect"] = "binaryconnect"
+    stochastic: bool = False
+    glorot_scale: bool = False
+
+
+class EpsConfig(_Strict):
+    """``ε_e = ε₀`` for ``e < hold``, then ``max(ε₀·decay^(e − hold), floor)``."""
+
+    init: float = Field(1.0, gt=0)
+    hold: int = Field(0, ge=0)
+    decay: float = Field(0.9, gt=0, le=1)
+    floor: float = Field(0.0, ge=0)
+
+    def schedule(self) -> Schedule:
+        return annealed_eps(self.init, self.hold, self.decay, self.floor)
+
+
+class ASkewSGDConfig(BaseStep):
+    name: Literal["askewsgd"] = "askewsgd"
+    alpha: float = Field(1.0, gt=0)
+    eps: EpsConfig = EpsConfig()
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        return {**super().optimizer_kwargs(), "eps": self.eps.init}
+
+    @model_validator(mode="after")
+    def _floor_below_init(self) -> ASkewSGDConfig:
+        if self.eps.floor > self.eps.init:
+            raise ValueError(f"eps.floor ({self.eps.floor}) must be <= eps.init ({self.eps.init})")
+        return self
+
+
+MethodConfig = Annotated[SGDConfig | BinaryConnectConfig | ASkewSGDConfig, Field(discriminator="name")]
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the rest of qnnlab needs to know about a method."""
+
+    name: str
+    optimizer: type[Optimizer]
+    config: type[BaseStep]
+    bits: tuple[int, ...] | None  # grids it trains for; None = any (full precision)
+    paper: str
+
+
+METHODS: Registry[MethodInfo] = Registry("method")
+METHODS.register(
+    "sgd",
+    MethodInfo("sgd", SGD, SGDConfig, None, "Bottou, Curtis & Nocedal, SIAM Review 2018 (arXiv:1606.04838)"),
+)
+METHODS.register(
+    "binaryconnect",
+    MethodInfo(
+        "binaryconnect",
+        BinaryConnect,
+        BinaryConnectConfig,
+        (1,),
+        "Courbariaux, Bengio & David, NeurIPS 2015 (arXiv:1511.00363)",
+    ),
+)
+METHODS.register(
+    "askewsgd",
+    MethodInfo(
+        "askewsgd",
+        ASkewSGD,
+        ASkewSGDConfig,
+        (1,),
+        "Leconte, Schechtman & Moulines, AISTATS 2023 (arXiv:2211.03741)",
+    ),
+)
+
+
+def build_optimizer(cfg: BaseStep, groups: list[dict[str, Any]]) -> Optimizer:
+    """The registered optimizer for ``cfg.name`` over ``groups``."""
+    info = METHODS.get(cfg.name)  # type: ignore[attr-defined]
+    return info.optimizer(groups, **cfg.optimizer_kwargs())

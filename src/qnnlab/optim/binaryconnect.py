@@ -1,0 +1,104 @@
+"""BinaryConnect: forward and backward with binary weights, update on latent ones.
+
+The parameter seen by the model holds the binary weight ``w_b``; the optimizer keeps the
+real-valued latent ``w`` in its state and applies the gradient taken at ``w_b`` to it
+(an identity straight-through estimator, i.e. Nesterov dual averaging / lazy projection):
+
+.. math::
+    w \\leftarrow \\operatorname{clip}(w - \\gamma\\, c\\, \\nabla_{w_b} C, -1, 1), \\qquad
+    w_b = \\begin{cases} \\operatorname{sign}(w) & \\text{deterministic} \\\\
+    2\\,\\mathrm{Bernoulli}(\\sigma(w)) - 1 & \\text{stochastic} \\end{cases}
+
+with the hard sigmoid ``σ(x) = clip((x+1)/2, 0, 1)`` (so ``E[w_b] = w``) and, when
+``glorot_scale`` is on, the per-layer multiplier ``c = 1/√(1.5/(fan_in + fan_out))``.
+At construction the latent weights are the parameters' values clipped to ``[−1, 1]``.
+
+Reference: Courbariaux, Bengio & David, "BinaryConnect: training deep neural networks
+with binary weights during propagations", NeurIPS 2015, arXiv:1511.00363.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.init import _calculate_fan_in_and_fan_out
+
+from qnnlab.optim._base import QuantOptimizer, clip_unit_box_, flat_map
+from qnnlab.quant.binarize import binarize_deterministic, binarize_stochastic
+
+__all__ = ["BinaryConnect", "glorot_lr_scale"]
+
+
+def glorot_lr_scale(p: Tensor) -> float:
+    """``1/√(1.5/(fan_in + fan_out))`` for a weight of at least two dimensions, else 1."""
+    if p.dim() < 2:
+        return 1.0
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(p)
+    return 1.0 / math.sqrt(1.5 / (fan_in + fan_out))
+
+
+class BinaryConnect(QuantOptimizer):
+    """BinaryConnect (deterministic or stochastic); unconstrained groups take plain steps.
+
+    Args:
+        params: parameters or param groups (``constrained=False`` for full precision).
+        lr: step size ``γ`` (> 0).
+        stochastic: draw ``w_b`` from the hard-sigmoid Bernoulli instead of ``sign``.
+        glorot_scale: multiply each tensor's step by ``1/√(1.5/(fan_in + fan_out))``.
+        momentum, weight_decay, base, betas, adam_eps: the base step (the paper uses Adam).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 0.01,
+        *,
+        stochastic: bool = False,
+        glorot_scale: bool = False,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        base: str = "sgd",
+        betas: tuple[float, float] = (0.9, 0.999),
+        adam_eps: float = 1e-8,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            stochastic=stochastic,
+            glorot_scale=glorot_scale,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            base=base,
+            betas=betas,
+            adam_eps=adam_eps,
+        )
+        super().__init__(params, defaults)
+        with torch.no_grad():
+            for group in self.param_groups:
+                if group["constrained"]:
+                    latents = [self._latent_init(p) for p in group["params"]]
+                    self._project(group, group["params"], latents)
+
+    def _latent_init(self, p: Tensor) -> Tensor:
+        state = self.state[p]
+        if "latent" not in state:
+            state["latent"] = p.detach().clone().clamp_(-1.0, 1.0)
+            state["lr_scale"] = glorot_lr_scale(p)
+        return state["latent"]
+
+    def latent(self, p: Tensor) -> Tensor:
+        return self.state[p].get("latent", p)
+
+    def _targets(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:
+        return [self._latent_init(p) for p in params]
+
+    def _scales(self, group: dict[str, Any], params: list[Tensor]) -> list[float] | None:
+        return [self.state[p]["lr_scale"] for p in params] if group["glorot_scale"] else None
+
+    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
+        clip_unit_box_(targets)
+        binarize = binarize_stochastic if group["stochastic"] else binarize_deterministic
+        torch._foreach_copy_(params, flat_map(binarize, targets))

@@ -1,0 +1,101 @@
+"""Quantization grids: the finite level sets that quantized weights must end on.
+
+A grid is a sorted 1-D tensor of levels ``L``. The nearest-level projection is
+``Q(w) = argmin_{l in L} |w - l|`` (ties go to the larger level), and the distance
+to the grid is ``d(w) = |w - Q(w)|``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+__all__ = ["BinaryGrid", "Grid", "KBitGrid", "get_grid", "sign"]
+
+
+def sign(w: Tensor) -> Tensor:
+    """``sign`` that never returns 0: ``sign(0) = +1``, as in BinaryConnect."""
+    return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+
+
+class Grid(ABC):
+    """A finite, sorted level set with its nearest-level projection."""
+
+    bits: int
+    scale: float
+
+    @abstractmethod
+    def levels(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        """The sorted levels as a 1-D tensor."""
+
+    @abstractmethod
+    def project(self, w: Tensor) -> Tensor:
+        """Nearest level to each entry of ``w``."""
+
+    def distance(self, w: Tensor) -> Tensor:
+        """Entry-wise distance ``|w - Q(w)|`` to the grid."""
+        return (w - self.project(w)).abs()
+
+
+@dataclass(frozen=True)
+class BinaryGrid(Grid):
+    """The grid ``{-s, +s}`` (``s = 1`` by default); ``Q(w) = s·sign(w)``."""
+
+    scale: float = 1.0
+    bits: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        _check_scale(self.scale)
+
+    def levels(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        return torch.tensor([-self.scale, self.scale], dtype=dtype)
+
+    def project(self, w: Tensor) -> Tensor:
+        return self.scale * sign(w)
+
+
+@dataclass(frozen=True)
+class KBitGrid(Grid):
+    """Symmetric uniform k-bit grid ``{s·j : j = -m, ..., m}`` with ``m = 2^(k-1) - 1``.
+
+    It has ``2^k - 1`` levels, so every level fits in ``k`` bits (``k = 2`` is the
+    ternary grid ``{-s, 0, s}``); ``Q(w) = s·clamp(round(w/s), -m, m)``. For ``k = 1``
+    use :class:`BinaryGrid`.
+    """
+
+    bits: int = 2
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.bits < 2:
+            raise ValueError(f"Invalid bits: {self.bits}; KBitGrid needs bits >= 2 (BinaryGrid is bits = 1)")
+        _check_scale(self.scale)
+
+    @property
+    def max_level(self) -> int:
+        return 2 ** (self.bits - 1) - 1
+
+    def levels(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        m = self.max_level
+        return self.scale * torch.arange(-m, m + 1, dtype=dtype)
+
+    def project(self, w: Tensor) -> Tensor:
+        m = self.max_level
+        # floor(x + 1/2) sends ties up, as the level-wise argmin with ties to the larger level
+        return self.scale * torch.floor(w / self.scale + 0.5).clamp_(-m, m)
+
+
+def _check_scale(scale: float) -> None:
+    if not scale > 0:
+        raise ValueError(f"Invalid scale: {scale}; must be > 0")
+
+
+def get_grid(bits: int, scale: float = 1.0) -> Grid:
+    """The binary grid for ``bits = 1``, else the symmetric k-bit grid."""
+    if bits < 1:
+        raise ValueError(f"Invalid bits: {bits}; must be >= 1")
+    return BinaryGrid(scale) if bits == 1 else KBitGrid(bits, scale)

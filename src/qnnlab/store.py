@@ -1,0 +1,135 @@
+"""The run store: one embedded SQLite database per results folder.
+
+``runs`` holds one row per training run (its config, versions, status, summary);
+``metrics`` holds one row per (run, epoch, metric). The database is in WAL mode and each
+epoch is written in its own transaction, so a crash loses nothing already recorded and
+readers (reports, queries) can open the file while a run is writing to it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DB_NAME", "RunStore"]
+
+DB_NAME = "qnnlab.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    comparison TEXT NOT NULL,
+    label TEXT NOT NULL,
+    method TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    data_seed INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    started REAL NOT NULL,
+    finished REAL,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    epoch INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, epoch, name)
+);
+"""
+
+
+class RunStore:
+    """Open (creating if needed) ``DIR/qnnlab.sqlite``."""
+
+    def __init__(self, results_dir: str | Path) -> None:
+        self.dir = Path(results_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / DB_NAME
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def start_run(self, config: Mapping[str, Any], *, comparison: str, versions: Mapping[str, str]) -> int:
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs (comparison, label, method, seed, data_seed, config, versions, status, started)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                (
+                    comparison,
+                    config["label"],
+                    config["method"]["name"],
+                    config["seed"],
+                    config["data"]["seed"],
+                    json.dumps(config, sort_keys=True),
+                    json.dumps(dict(versions), sort_keys=True),
+                    time.time(),
+                ),
+            )
+        return int(cur.lastrowid)
+
+    def log_epoch(self, run_id: int, epoch: int, metrics: Mapping[str, float]) -> None:
+        """All of one epoch's metrics, in one transaction."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO metrics (run_id, epoch, name, value) VALUES (?, ?, ?, ?)",
+                [(run_id, epoch, k, float(v)) for k, v in metrics.items()],
+            )
+
+    def finish_run(self, run_id: int, summary: Mapping[str, Any], *, status: str = "done") -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished = ?, summary = ? WHERE id = ?",
+                (status, time.time(), json.dumps(dict(summary), sort_keys=True), run_id),
+            )
+
+    # -- reading ------------------------------------------------------------------------
+    def runs(self, comparison: str | None = None) -> list[dict[str, Any]]:
+        """Runs in insertion order, with ``config``, ``versions`` and ``summary`` decoded."""
+        query, args = "SELECT * FROM runs", ()
+        if comparison is not None:
+            query, args = query + " WHERE comparison = ?", (comparison,)
+        cur = self._db.execute(query + " ORDER BY id", args)
+        cols = [c[0] for c in cur.description]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        for r in rows:
+            for key in ("config", "versions", "summary"):
+                r[key] = json.loads(r[key]) if r[key] is not None else None
+        return rows
+
+    def history(self, run_id: int) -> dict[int, dict[str, float]]:
+        """``{epoch: {metric: value}}`` of one run."""
+        out: dict[int, dict[str, float]] = {}
+        for epoch, name, value in self._db.execute(
+            "SELECT epoch, name, value FROM metrics WHERE run_id = ? ORDER BY epoch, name", (run_id,)
+        ):
+            out.setdefault(epoch, {})[name] = value
+        return out

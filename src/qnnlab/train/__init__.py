@@ -1,0 +1,1 @@
+"""Training: the loop, evaluation after quantization, diagnostics, exact binary optima."""

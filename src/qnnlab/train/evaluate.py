@@ -1,0 +1,55 @@
+"""Loss and accuracy of a model under given weights: continuous ``w`` or quantized ``Q(w)``.
+
+Weights are swapped in with :func:`torch.func.functional_call`, so evaluation never
+mutates the model. Binary tasks (one logit) use the mean logistic loss and labels in
+``{0, 1}`` (predict 1 when the logit is positive); multi-class tasks use cross-entropy.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.optim import Optimizer
+
+from qnnlab.quant.grids import Grid
+
+__all__ = ["accuracy", "continuous_weights", "evaluate", "loss_fn", "quantized_weights"]
+
+
+def loss_fn(logits: Tensor, y: Tensor) -> Tensor:
+    """Mean logistic loss for one logit, mean cross-entropy otherwise."""
+    if logits.shape[-1] == 1:
+        return F.binary_cross_entropy_with_logits(logits.squeeze(-1), y)
+    return F.cross_entropy(logits, y)
+
+
+def accuracy(logits: Tensor, y: Tensor) -> Tensor:
+    """Fraction of correct predictions, as a 0-d tensor (no host sync)."""
+    if logits.shape[-1] == 1:
+        return ((logits.squeeze(-1) > 0) == (y > 0.5)).float().mean()
+    return (logits.argmax(-1) == y).float().mean()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """``(loss, accuracy)`` of ``model`` on ``(x, y)`` with ``weights`` swapped in, in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        logits = functional_call(model, weights, (x,))
+    finally:
+        model.train(was_training)
+    return loss_fn(logits, y), accuracy(logits, y)
+
+
+def continuous_weights(model: nn.Module, optimizer: Optimizer) -> dict[str, Tensor]:
+    """Every parameter's continuous value (BinaryConnect keeps it in the optimizer state)."""
+    latent = getattr(optimizer, "latent", lambda p: p)
+    return {name: latent(p).detach() for name, p in model.named_parameters()}
+
+
+def quantized_weights(weights: dict[str, Tensor], names: list[str], grid: Grid) -> dict[str, Tensor]:
+    """``weights`` with ``Q(w)`` applied to the tensors named in ``names``."""
+    return {n: grid.project(w) if n in names else w for n, w in weights.items()}

@@ -1,0 +1,186 @@
+"""The training loop: one run of one method on one data set with one seed.
+
+Per epoch: set ``ε`` (methods that have one), take the mini-batch steps (the learning rate
+follows the per-iteration schedule), then evaluate the continuous weights ``w`` and the
+quantized weights ``Q(w)`` on both splits, compute the diagnostics, and write them all to
+the run store in one transaction. Epoch 0 records the initialization.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import qnnlab
+from qnnlab.config import RunConfig
+from qnnlab.data import Dataset, get_dataset
+from qnnlab.methods import build_optimizer
+from qnnlab.nn.models import build_model, constrained_names, param_groups
+from qnnlab.quant.grids import get_grid
+from qnnlab.schedules import lr_scheduler
+from qnnlab.store import RunStore
+from qnnlab.train.diagnostics import weight_diagnostics
+from qnnlab.train.enumerate import MAX_ENUM_DIM, binary_minimum, logistic_losses
+from qnnlab.train.evaluate import continuous_weights, evaluate, loss_fn, quantized_weights
+
+__all__ = ["RunResult", "binary_optimum", "fit", "versions"]
+
+
+@dataclass
+class RunResult:
+    label: str
+    config: RunConfig
+    summary: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    run_id: int | None = None
+    weights: dict[str, Tensor] = field(default_factory=dict)
+
+
+def versions() -> dict[str, str]:
+    return {
+        "qnnlab": qnnlab.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+@lru_cache(maxsize=8)
+def _dataset(data_cfg) -> Dataset:
+    return get_dataset(data_cfg)
+
+
+def binary_optimum(cfg: RunConfig, data: Dataset) -> float | None:
+    """``min f`` over binary weights when it can be certified by enumeration, else ``None``."""
+    if cfg.model.name != "linear" or cfg.model.bias or cfg.bits != 1 or data.n_features > MAX_ENUM_DIM:
+        return None
+    return _logistic_optimum(cfg.data)
+
+
+@lru_cache(maxsize=8)
+def _logistic_optimum(data_cfg) -> float:
+    data = _dataset(data_cfg)
+    return binary_minimum(logistic_losses(data.x_train, data.y_train), data.n_features)[0]
+
+
+def _epoch_metrics(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Dataset,
+    names: list[str],
+    cfg: RunConfig,
+    eps: float | None,
+) -> dict[str, float]:
+    grid = get_grid(cfg.bits)
+    w = continuous_weights(model, optimizer)
+    q = quantized_weights(w, names, grid)
+    out: dict[str, Tensor] = {}
+    for prefix, weights in (("", w), ("q_", q)):
+        for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+            out[f"{prefix}{split}_loss"], out[f"{prefix}{split}_acc"] = evaluate(model, weights, x, y)
+    out.update(weight_diagnostics([w[n] for n in names], grid, eps))
+    # .tolist() syncs with the device: once per epoch
+    values = dict(zip(out, torch.stack(list(out.values())).tolist(), strict=True))
+    values["lr"] = optimizer.param_groups[0]["lr"]
+    if eps is not None:
+        values["eps"] = eps
+    return values
+
+
+def fit(
+    cfg: RunConfig,
+    *,
+    store: RunStore | None = None,
+    comparison: str = "",
+    on_epoch=None,
+) -> RunResult:
+    """Train one run; record every epoch in ``store`` (when given) and return the summary."""
+    data = _dataset(cfg.data)
+    torch.manual_seed(cfg.seed)
+    order = torch.Generator().manual_seed(cfg.seed)
+    model = build_model(cfg.model, data.n_features)
+    names = constrained_names(model)
+    optimizer = build_optimizer(cfg.method, param_groups(model))
+    scheduler = lr_scheduler(optimizer, cfg.lr_schedule())
+    eps_schedule = cfg.method.eps.schedule() if hasattr(cfg.method, "eps") else None
+    run_id = store.start_run(cfg.model_dump(), comparison=comparison, versions=versions()) if store else None
+
+    def record(epoch: int, eps: float | None) -> dict[str, float]:
+        metrics = _epoch_metrics(model, optimizer, data, names, cfg, eps)
+        if store is not None:
+            store.log_epoch(run_id, epoch, metrics)
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+        return metrics
+
+    start = time.perf_counter()
+    try:
+        eps = eps_schedule(0) if eps_schedule else None
+        history = [record(0, eps)]
+        n = data.x_train.shape[0]
+        for epoch in range(1, cfg.epochs + 1):
+            if eps_schedule is not None:
+                eps = eps_schedule(epoch - 1)
+                for group in optimizer.param_groups:
+                    group["eps"] = eps
+            for idx in torch.randperm(n, generator=order).split(cfg.batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(model(data.x_train[idx]), data.y_train[idx]).backward()
+                optimizer.step()
+                scheduler.step()
+            history.append(record(epoch, eps))
+    except BaseException:
+        if store is not None:
+            store.finish_run(run_id, {}, status="failed")
+        raise
+    wall = time.perf_counter() - start
+
+    final = continuous_weights(model, optimizer)
+    summary = _summary(cfg, data, history[-1], final, names, wall)
+    if store is not None:
+        store.finish_run(run_id, summary)
+        _save_checkpoint(store.dir / "checkpoints" / f"run-{run_id}.pt", cfg, model, optimizer, final)
+    return RunResult(cfg.label, cfg, summary, history, run_id, final)
+
+
+def _summary(
+    cfg: RunConfig, data: Dataset, last: dict[str, float], final: dict[str, Tensor], names: list[str], wall: float
+) -> dict[str, Any]:
+    grid = get_grid(cfg.bits)
+    summary: dict[str, Any] = {**last, "wall_time": wall}
+    q = quantized_weights(final, names, grid)
+    levels = grid.levels()
+    summary["on_grid"] = all(bool(torch.isin(q[n], levels).all()) for n in names)
+    optimum = binary_optimum(cfg, data)
+    if optimum is not None:
+        qvec = torch.cat([q[n].reshape(-1) for n in names])
+        f_q = float(logistic_losses(data.x_train, data.y_train)(qvec[None])[0])
+        summary["binary_optimum"] = optimum
+        summary["gap"] = f_q - optimum
+        summary["rel_gap"] = (f_q - optimum) / abs(optimum)
+    return summary
+
+
+def _save_checkpoint(path: Path, cfg: RunConfig, model, optimizer, final: dict[str, Tensor]) -> None:
+    """Everything needed to resume or export, written to a temp file then renamed (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "config": cfg.model_dump(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "continuous": final,
+            "epoch": cfg.epochs,
+            "versions": versions(),
+        },
+        tmp,
+    )
+    os.replace(tmp, path)

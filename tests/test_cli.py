@@ -1,0 +1,35 @@
+import sqlite3
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from qnnlab.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_the_shipped_config(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", str(ROOT / "configs" / "logistic_askewsgd.toml"), "-o", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "askewsgd" in result.output
+    assert (tmp_path / "logistic_askewsgd.md").read_text().startswith("| method | seeds |")
+
+
+def test_compare_prints_the_table_and_fills_the_store(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["compare", "logistic", "--seeds", "2", "-o", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    for label in ("gd (full batch)", "binaryconnect (stoch.)", "askewsgd (1/√k steps)"):
+        assert label in result.output
+    assert "± " in result.output
+    db = sqlite3.connect(tmp_path / "qnnlab.sqlite")
+    assert db.execute("SELECT COUNT(*), SUM(status = 'done') FROM runs").fetchone() == (14, 14)
+    table = (tmp_path / "logistic.md").read_text()
+    assert table.count("\n") == 2 + 7
+
+
+def test_list_names_methods_and_presets() -> None:
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0
+    for name in ("askewsgd", "binaryconnect", "sgd", "logistic-0.8"):
+        assert name in result.output
