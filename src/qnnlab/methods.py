@@ -7,10 +7,12 @@ methods, unknown keys, wrong types and out-of-range values fail before training.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
 from torch.optim import Optimizer
 
 from qnnlab.optim import SGD, ASkewSGD, BinaryConnect
@@ -36,6 +38,14 @@ class BaseStep(_Strict):
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         return self.model_dump(exclude={"name"})
+
+    def epoch_values(self, epoch: int) -> dict[str, Any]:
+        """Hyperparameters that follow a per-epoch schedule, as ``{group key: value}`` for ``epoch``.
+
+        The training loop writes them into every constrained param group before the epoch
+        (``epoch`` counts completed epochs) and records them with the epoch's metrics.
+        """
+        return {}
 
 
 class SGDConfig(BaseStep):
@@ -68,6 +78,9 @@ class ASkewSGDConfig(BaseStep):
     def optimizer_kwargs(self) -> dict[str, Any]:
         return {**super().optimizer_kwargs(), "eps": self.eps.init}
 
+    def epoch_values(self, epoch: int) -> dict[str, Any]:
+        return {"eps": self.eps.schedule()(epoch)}
+
     @model_validator(mode="after")
     def _floor_below_init(self) -> ASkewSGDConfig:
         if self.eps.floor > self.eps.init:
@@ -87,6 +100,8 @@ class MethodInfo:
     config: type[BaseStep]
     bits: tuple[int, ...] | None  # grids it trains for; None = any (full precision)
     paper: str
+    # turns the built model into the one this method trains (e.g. swaps in quantized layers)
+    prepare_model: Callable[[nn.Module, Any], nn.Module] | None = None
 
 
 METHODS: Registry[MethodInfo] = Registry("method")

@@ -1,6 +1,6 @@
 """The training loop: one run of one method on one data set with one seed.
 
-Per epoch: set ``ε`` (methods that have one), take the mini-batch steps (the learning rate
+Per epoch: set the method's per-epoch hyperparameters (ASkewSGD's ``ε``), take the mini-batch steps (the learning rate
 follows the per-iteration schedule), then evaluate the continuous weights ``w`` and the
 quantized weights ``Q(w)`` on both splits, compute the diagnostics, and write them all to
 the run store in one transaction. Epoch 0 records the initialization.
@@ -22,7 +22,7 @@ from torch import Tensor
 import qnnlab
 from qnnlab.config import RunConfig
 from qnnlab.data import Dataset, get_dataset
-from qnnlab.methods import build_optimizer
+from qnnlab.methods import METHODS, build_optimizer
 from qnnlab.nn.models import build_model, constrained_names, param_groups
 from qnnlab.quant.grids import get_grid
 from qnnlab.schedules import lr_scheduler
@@ -76,7 +76,7 @@ def _epoch_metrics(
     data: Dataset,
     names: list[str],
     cfg: RunConfig,
-    eps: float | None,
+    scheduled: dict[str, Any],
 ) -> dict[str, float]:
     grid = get_grid(cfg.bits)
     w = continuous_weights(model, optimizer)
@@ -85,12 +85,11 @@ def _epoch_metrics(
     for prefix, weights in (("", w), ("q_", q)):
         for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
             out[f"{prefix}{split}_loss"], out[f"{prefix}{split}_acc"] = evaluate(model, weights, x, y)
-    out.update(weight_diagnostics([w[n] for n in names], grid, eps))
+    out.update(weight_diagnostics([w[n] for n in names], grid, scheduled.get("eps")))
     # .tolist() syncs with the device: once per epoch
     values = dict(zip(out, torch.stack(list(out.values())).tolist(), strict=True))
     values["lr"] = optimizer.param_groups[0]["lr"]
-    if eps is not None:
-        values["eps"] = eps
+    values.update({k: float(v) for k, v in scheduled.items()})
     return values
 
 
@@ -106,14 +105,16 @@ def fit(
     torch.manual_seed(cfg.seed)
     order = torch.Generator().manual_seed(cfg.seed)
     model = build_model(cfg.model, data.n_features)
+    info = METHODS.get(cfg.method.name)
+    if info.prepare_model is not None:
+        model = info.prepare_model(model, cfg.method)
     names = constrained_names(model)
     optimizer = build_optimizer(cfg.method, param_groups(model))
     scheduler = lr_scheduler(optimizer, cfg.lr_schedule())
-    eps_schedule = cfg.method.eps.schedule() if hasattr(cfg.method, "eps") else None
     run_id = store.start_run(cfg.model_dump(), comparison=comparison, versions=versions()) if store else None
 
-    def record(epoch: int, eps: float | None) -> dict[str, float]:
-        metrics = _epoch_metrics(model, optimizer, data, names, cfg, eps)
+    def record(epoch: int, scheduled: dict[str, Any]) -> dict[str, float]:
+        metrics = _epoch_metrics(model, optimizer, data, names, cfg, scheduled)
         if store is not None:
             store.log_epoch(run_id, epoch, metrics)
         if on_epoch is not None:
@@ -122,20 +123,19 @@ def fit(
 
     start = time.perf_counter()
     try:
-        eps = eps_schedule(0) if eps_schedule else None
-        history = [record(0, eps)]
+        history = [record(0, cfg.method.epoch_values(0))]
         n = data.x_train.shape[0]
         for epoch in range(1, cfg.epochs + 1):
-            if eps_schedule is not None:
-                eps = eps_schedule(epoch - 1)
-                for group in optimizer.param_groups:
-                    group["eps"] = eps
+            scheduled = cfg.method.epoch_values(epoch - 1)
+            for group in optimizer.param_groups:
+                if group.get("constrained", True):
+                    group.update(scheduled)
             for idx in torch.randperm(n, generator=order).split(cfg.batch_size):
                 optimizer.zero_grad(set_to_none=True)
                 loss_fn(model(data.x_train[idx]), data.y_train[idx]).backward()
                 optimizer.step()
                 scheduler.step()
-            history.append(record(epoch, eps))
+            history.append(record(epoch, scheduled))
     except BaseException:
         if store is not None:
             store.finish_run(run_id, {}, status="failed")
