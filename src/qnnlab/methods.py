@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from torch.optim import Optimizer
 
-from qnnlab.optim import SGD, ASkewSGD, BinaryConnect
+from qnnlab.optim import SGD, ASkewSGD, BinaryConnect, ConstrainedGD, PrimalDual
 from qnnlab.registry import Registry
 from qnnlab.schedules import Schedule, annealed_eps
 
@@ -70,9 +70,9 @@ class EpsConfig(_Strict):
         return annealed_eps(self.init, self.hold, self.decay, self.floor)
 
 
-class ASkewSGDConfig(BaseStep):
-    name: Literal["askewsgd"] = "askewsgd"
-    alpha: float = Field(1.0, gt=0)
+class AnnealedEps(BaseStep):
+    """A method whose constraint level ``ε`` is annealed between epochs."""
+
     eps: EpsConfig = EpsConfig()
 
     def optimizer_kwargs(self) -> dict[str, Any]:
@@ -82,13 +82,36 @@ class ASkewSGDConfig(BaseStep):
         return {"eps": self.eps.schedule()(epoch)}
 
     @model_validator(mode="after")
-    def _floor_below_init(self) -> ASkewSGDConfig:
+    def _floor_below_init(self) -> AnnealedEps:
         if self.eps.floor > self.eps.init:
             raise ValueError(f"eps.floor ({self.eps.floor}) must be <= eps.init ({self.eps.init})")
         return self
 
 
-MethodConfig = Annotated[SGDConfig | BinaryConnectConfig | ASkewSGDConfig, Field(discriminator="name")]
+class ASkewSGDConfig(AnnealedEps):
+    name: Literal["askewsgd"] = "askewsgd"
+    alpha: float = Field(1.0, gt=0)
+
+
+class ConstrainedGDConfig(AnnealedEps):
+    """Muehlebach–Jordan on the binary constraint; ``solver = "qp"`` takes the general path."""
+
+    name: Literal["constrained_gd"] = "constrained_gd"
+    alpha: float = Field(1.0, gt=0)
+    solver: Literal["auto", "closed_form", "qp"] = "auto"
+    box: float | None = Field(1.0, gt=0)
+
+
+class PrimalDualConfig(AnnealedEps):
+    name: Literal["primal_dual"] = "primal_dual"
+    dual_lr: float = Field(1.0, gt=0)
+    init_multiplier: float = Field(0.0, ge=0)
+
+
+MethodConfig = Annotated[
+    SGDConfig | BinaryConnectConfig | ASkewSGDConfig | ConstrainedGDConfig | PrimalDualConfig,
+    Field(discriminator="name"),
+]
 
 
 @dataclass(frozen=True)
@@ -127,6 +150,27 @@ METHODS.register(
         ASkewSGDConfig,
         (1,),
         "Leconte, Schechtman & Moulines, AISTATS 2023 (arXiv:2211.03741)",
+    ),
+)
+
+METHODS.register(
+    "constrained_gd",
+    MethodInfo(
+        "constrained_gd",
+        ConstrainedGD,
+        ConstrainedGDConfig,
+        (1,),
+        "Muehlebach & Jordan, JMLR 23(256), 2022 (arXiv:2107.08225)",
+    ),
+)
+METHODS.register(
+    "primal_dual",
+    MethodInfo(
+        "primal_dual",
+        PrimalDual,
+        PrimalDualConfig,
+        (1,),
+        "Arrow, Hurwicz & Uzawa 1958; constraint of Leconte et al., AISTATS 2023",
     ),
 )
 

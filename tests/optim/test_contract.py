@@ -14,7 +14,11 @@ HPARAMS = {
     "sgd": {"lr": 0.05},
     "binaryconnect": {"lr": 0.05, "stochastic": True, "glorot_scale": True},
     "askewsgd": {"lr": 0.05, "eps": 0.05, "alpha": 1.0},
+    "constrained_gd": {"lr": 0.05, "eps": 0.05, "alpha": 1.0},
+    "primal_dual": {"lr": 0.05, "eps": 0.05, "dual_lr": 0.5, "init_multiplier": 0.1},
 }
+# methods whose constraint level ε starts the annealing at 1 (inactive constraint)
+ANNEALED = ("askewsgd", "constrained_gd", "primal_dual")
 BASES = [{"base": "sgd"}, {"base": "sgd", "momentum": 0.9, "weight_decay": 1e-3}, {"base": "adam"}]
 
 
@@ -83,7 +87,7 @@ def test_loss_goes_down(name: str) -> None:
     # ASkewSGD starts its annealing with the constraint inactive (ε = 1); the active regime
     # is covered by test_askewsgd.py and the logistic end-to-end test
     # stochastic BC's loss at a single draw is too noisy to compare two points; judge the sign
-    extra = {"askewsgd": {"eps": 1.0}, "binaryconnect": {"stochastic": False}}.get(name, {})
+    extra = {"eps": 1.0} if name in ANNEALED else {"binaryconnect": {"stochastic": False}}.get(name, {})
     opt = make(name, model, base="adam", lr=0.02, **extra)
     start = loss_of(model, x, y).item()
     train(model, opt, x, y, 60, seed=0)
@@ -118,7 +122,7 @@ def test_no_grad_parameters_are_skipped(name: str) -> None:
 @pytest.mark.parametrize("name", METHODS.names())
 def test_repr_and_config_build(name: str) -> None:
     model, _, _ = model_and_batch()
-    cfg = METHODS.get(name).config(**HPARAMS[name]) if name != "askewsgd" else METHODS.get(name).config(lr=0.05)
+    cfg = METHODS.get(name).config(lr=0.05)
     opt = build_optimizer(cfg, param_groups(model))
     assert type(opt).__name__ in repr(opt)
 

@@ -2,6 +2,19 @@
 
 from qnnlab.optim.askewsgd import ASkewSGD, skewed_direction
 from qnnlab.optim.binaryconnect import BinaryConnect, glorot_lr_scale
+from qnnlab.optim.constrained_gd import ConstrainedGD, qp_direction, velocity_direction
+from qnnlab.optim.primal_dual import PrimalDual, lagrangian_step
 from qnnlab.optim.sgd import SGD
 
-__all__ = ["SGD", "ASkewSGD", "BinaryConnect", "glorot_lr_scale", "skewed_direction"]
+__all__ = [
+    "SGD",
+    "ASkewSGD",
+    "BinaryConnect",
+    "ConstrainedGD",
+    "PrimalDual",
+    "glorot_lr_scale",
+    "lagrangian_step",
+    "qp_direction",
+    "skewed_direction",
+    "velocity_direction",
+]

@@ -43,15 +43,20 @@ def clip_unit_box_(tensors: list[Tensor]) -> None:
     torch._foreach_clamp_max_(tensors, 1.0)
 
 
-def flat_map(fn, *tensor_lists: list[Tensor]) -> list[Tensor]:
+def flat_map(fn, *tensor_lists: list[Tensor]):
     """Apply an entry-wise ``fn`` to the concatenation of each list, split back to shapes.
 
     One flat tensor per group means a fixed number of kernels whatever the layer count.
+    When ``fn`` returns a tuple of flat tensors, a tuple of lists comes back.
     """
     first = tensor_lists[0]
-    flats = [torch.cat([t.reshape(-1) for t in ts]) for ts in tensor_lists]
-    out = fn(*flats)
-    return [o.view_as(t) for o, t in zip(out.split([t.numel() for t in first]), first, strict=True)]
+    sizes = [t.numel() for t in first]
+    out = fn(*(torch.cat([t.reshape(-1) for t in ts]) for ts in tensor_lists))
+
+    def unflatten(flat: Tensor) -> list[Tensor]:
+        return [o.view_as(t) for o, t in zip(flat.split(sizes), first, strict=True)]
+
+    return tuple(unflatten(o) for o in out) if isinstance(out, tuple) else unflatten(out)
 
 
 class QuantOptimizer(Optimizer):

@@ -37,27 +37,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from qnnlab.optim._base import QuantOptimizer, check_positive, clip_unit_box_, flat_map
-from qnnlab.quant.constraints import binary_dphi, binary_phi
+from qnnlab.optim.constrained_gd import ConstrainedGD, velocity_direction
+from qnnlab.quant.constraints import BinaryConstraint, binary_dphi, binary_phi
 
 __all__ = ["ASkewSGD", "skewed_direction"]
 
 
 def skewed_direction(w: Tensor, g: Tensor, eps: float, alpha: float) -> Tensor:
     """``s_{ε,α}(w, g)`` entry-wise for the binary constraint (see the module docstring)."""
-    phi = binary_phi(w, eps)
-    dphi = binary_dphi(w)
-    k = -alpha * phi / dphi
-    # K is ±inf/nan where φ' = 0 and can overflow where φ' is subnormal: both count as singular
-    plain = (phi >= 0) | ~torch.isfinite(k) | (-g * k > k * k)
-    return torch.where(plain, g, -k)
+    return velocity_direction(binary_phi(w, eps), binary_dphi(w), g, alpha)
 
 
-class ASkewSGD(QuantOptimizer):
+class ASkewSGD(ConstrainedGD):
     """ASkewSGD for binary weights; unconstrained groups take plain base steps.
+
+    It is :class:`~qnnlab.optim.ConstrainedGD` with the binary constraint, the closed-form
+    solver and the box ``[−1, 1]``.
 
     Args:
         params: parameters or param groups; a group with ``constrained=False`` is trained
@@ -82,23 +79,17 @@ class ASkewSGD(QuantOptimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
     ) -> None:
-        check_positive("eps", eps)
-        check_positive("alpha", alpha)
-        defaults = dict(
-            lr=lr,
+        super().__init__(
+            params,
+            lr,
+            constraint=BinaryConstraint(),
             eps=eps,
             alpha=alpha,
+            solver="closed_form",
+            box=1.0,
             momentum=momentum,
             weight_decay=weight_decay,
             base=base,
             betas=betas,
             adam_eps=adam_eps,
         )
-        super().__init__(params, defaults)
-
-    def _direction(self, group: dict[str, Any], targets: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
-        eps, alpha = group["eps"], group["alpha"]
-        return flat_map(lambda w, g: skewed_direction(w, g, eps, alpha), targets, grads)
-
-    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
-        clip_unit_box_(targets)

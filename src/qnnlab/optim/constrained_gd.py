@@ -1,0 +1,157 @@
+"""Velocity-constrained first-order method (Muehlebach & Jordan) for ``φ(w) ≥ 0``.
+
+At each step only the violated constraints ``I = {i : φ_i(w) < 0}`` are considered, and the
+velocity is the projection of the negative gradient onto the set where they recover at
+rate ``α``:
+
+.. math::
+    v = \\operatorname*{argmin}_{v} \\tfrac12 \\|v + g\\|^2
+        \\quad \\text{s.t.} \\quad \\nabla\\varphi_i(w)^\\top v + \\alpha\\,\\varphi_i(w) \\ge 0
+        \\ \\ \\forall i \\in I,
+    \\qquad w \\leftarrow w + \\gamma v .
+
+The step direction handed to the base optimizer is ``s = −v``. No projection onto the
+feasible set is made; iterates may be infeasible. Two solvers:
+
+- *closed form* for separable constraints (``φ_i`` depends on ``w_i``): the QP splits into
+  scalar problems, ``s_i = g_i`` when ``φ_i ≥ 0``, when ``φ'_i = 0`` or when ``−g_i`` already
+  satisfies the constraint (``(−g_i)K_i > K_i²``), else ``s_i = −K_i`` with
+  ``K_i = −αφ_i/φ'_i``. This is ASkewSGD's skewed direction.
+- *QP* for any differentiable constraint: with ``J`` the Jacobian rows of ``I`` (autograd),
+  the dual ``min_{λ ≥ 0} ½λᵀJJᵀλ − λᵀ(Jg − αφ_I)`` is solved by L-BFGS-B (SciPy) and
+  ``s = g − Jᵀλ``; violated constraints with a zero gradient are left out, as the closed
+  form does at its singular points. It costs a dense ``m × n`` Jacobian: meant for small or coupled problems.
+
+Convention: a constraint at exactly ``φ_i = 0`` counts as satisfied, as in the ASkewSGD
+code (Muehlebach & Jordan would impose ``∇φ_iᵀv ≥ 0`` there).
+
+References:
+    Muehlebach & Jordan, "On constraints in first-order optimization: a view from
+    non-smooth dynamical systems", JMLR 23(256), 2022, arXiv:2107.08225.
+    Leconte, Schechtman & Moulines, "ASkewSGD", AISTATS 2023, arXiv:2211.03741.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import minimize
+from torch import Tensor
+from torch.func import jacrev
+
+from qnnlab.optim._base import QuantOptimizer, check_positive, flat_map
+from qnnlab.quant.constraints import BinaryConstraint, Constraint
+
+__all__ = ["SOLVERS", "ConstrainedGD", "qp_direction", "velocity_direction"]
+
+SOLVERS = ("auto", "closed_form", "qp")
+_MAX_SPEED = 1 / torch.finfo(torch.float64).eps
+
+
+def velocity_direction(phi: Tensor, dphi: Tensor, g: Tensor, alpha: float) -> Tensor:
+    """Closed-form ``s = −v`` for separable constraints, entry-wise (see the module docstring)."""
+    k = -alpha * phi / dphi
+    # K is ±inf/nan where φ' = 0 and can overflow where φ' is subnormal: both count as singular
+    plain = (phi >= 0) | ~torch.isfinite(k) | (-g * k > k * k)
+    return torch.where(plain, g, -k)
+
+
+def qp_direction(w: Tensor, g: Tensor, constraint: Constraint, eps: float, alpha: float) -> Tensor:
+    """``s = −v`` from the QP over the violated constraints, for a flat ``w`` (syncs with the host)."""
+    phi = constraint.values(w, eps)
+    if not bool((phi < 0).any()):
+        return g
+    jac = jacrev(lambda x: constraint.values(x, eps))(w)
+    # a violated constraint whose gradient is zero, or so small that the recovery speed
+    # α|φ|/‖∇φ‖ overflows float64 precision, cannot be steered: singular, as φ' = 0 in the closed form
+    norms = jac.double().norm(dim=1)
+    active = (phi < 0) & (norms * _MAX_SPEED > alpha * phi.double().abs())
+    if not bool(active.any()):
+        return g
+    # unit-norm rows: the same constraints, a well-conditioned dual whatever the scale of ∇φ
+    scale = norms[active, None]
+    jac = jac[active].double() / scale
+    g64 = g.double()
+    q = (jac @ jac.T).cpu().numpy()
+    c = (jac @ g64 - alpha * phi[active].double() / scale.squeeze(1)).cpu().numpy()
+
+    def dual(lam: np.ndarray) -> tuple[float, np.ndarray]:
+        ql = q @ lam
+        return 0.5 * lam @ ql - c @ lam, ql - c
+
+    start = np.zeros_like(c)
+    options = {"gtol": 1e-12, "ftol": 0.0, "maxiter": 1000}
+    res = minimize(dual, start, jac=True, method="L-BFGS-B", bounds=[(0, None)] * len(c), options=options)
+    lam = torch.as_tensor(res.x, dtype=torch.float64, device=w.device)
+    return (g64 - jac.T @ lam).to(g.dtype)
+
+
+class ConstrainedGD(QuantOptimizer):
+    """Muehlebach–Jordan steps on ``φ(w) ≥ 0`` for each constrained group.
+
+    Args:
+        params: parameters or param groups (``constrained=False`` for plain steps).
+        lr: step size ``γ`` (> 0).
+        constraint: a :class:`~qnnlab.quant.constraints.Constraint` over the flat vector of a
+            group's weights (default: the binary constraint ``φ_ε``).
+        eps: level ``ε`` passed to the constraint (> 0); set ``group["eps"]`` to anneal it.
+        alpha: violation decay rate ``α`` (> 0).
+        solver: ``"closed_form"`` (separable constraints only), ``"qp"``, or ``"auto"``.
+        box: clamp constrained weights to ``[−box, box]`` after each step (``None``: no clamp).
+        momentum, weight_decay, base, betas, adam_eps: the base step.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 0.1,
+        *,
+        constraint: Constraint | None = None,
+        eps: float = 1.0,
+        alpha: float = 1.0,
+        solver: str = "auto",
+        box: float | None = 1.0,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        base: str = "sgd",
+        betas: tuple[float, float] = (0.9, 0.999),
+        adam_eps: float = 1e-8,
+    ) -> None:
+        check_positive("eps", eps)
+        check_positive("alpha", alpha)
+        if box is not None:
+            check_positive("box", box)
+        self.constraint = constraint if constraint is not None else BinaryConstraint()
+        if solver not in SOLVERS:
+            raise ValueError(f"Invalid solver: {solver!r}; choose from: {', '.join(SOLVERS)}")
+        if solver == "closed_form" and not self.constraint.separable:
+            raise ValueError("Invalid solver: 'closed_form' needs a separable constraint; use 'qp' or 'auto'")
+        defaults = dict(
+            lr=lr,
+            eps=eps,
+            alpha=alpha,
+            solver=solver,
+            box=box,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            base=base,
+            betas=betas,
+            adam_eps=adam_eps,
+        )
+        super().__init__(params, defaults)
+
+    def _direction(self, group: dict[str, Any], targets: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
+        eps, alpha, con = group["eps"], group["alpha"], self.constraint
+        if group["solver"] == "qp" or not con.separable:
+            return flat_map(lambda w, g: qp_direction(w, g, con, eps, alpha), targets, grads)
+        return flat_map(
+            lambda w, g: velocity_direction(con.values(w, eps), con.derivative(w, eps), g, alpha), targets, grads
+        )
+
+    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
+        if group["box"] is not None:
+            torch._foreach_clamp_min_(targets, -group["box"])
+            torch._foreach_clamp_max_(targets, group["box"])

@@ -1,0 +1,117 @@
+"""Primal–dual (Lagrangian) training on the binary constraints ``φ_ε(w_i) ≥ 0``.
+
+With one multiplier ``λ_i ≥ 0`` per constrained weight and
+``L(w, λ) = f(w) − Σ_i λ_i φ_ε(w_i)``, each step is a gradient step on ``w`` and a projected
+gradient ascent step on the dual, both at the current point:
+
+.. math::
+    w \\leftarrow \\operatorname{clip}\\big(w - \\gamma\\,(g - \\lambda \\odot \\varphi_\\varepsilon'(w)),
+        -1, 1\\big), \\qquad
+    \\lambda \\leftarrow [\\lambda - \\eta\\, \\varphi_\\varepsilon(w)]_+ .
+
+A violated constraint (``φ < 0``) grows its multiplier, which pulls ``w`` back towards
+``C_ε``; a satisfied one shrinks it to zero. ``ε`` is annealed between epochs as for
+ASkewSGD (``group["eps"]``). The base step (momentum, Adam) acts on ``∇_w L``.
+:meth:`PrimalDual.multipliers` returns the ``λ`` tensors and :meth:`PrimalDual.diagnostics`
+the mean and largest multiplier and the Lagrangian stationarity ``‖∇_w L‖`` of the last step.
+
+References: Arrow, Hurwicz & Uzawa, "Studies in linear and non-linear programming", 1958
+(gradient descent–ascent on the Lagrangian); the constraint is ASkewSGD's (Leconte,
+Schechtman & Moulines, AISTATS 2023, arXiv:2211.03741).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from qnnlab.optim._base import QuantOptimizer, check_nonnegative, check_positive, clip_unit_box_, flat_map
+from qnnlab.quant.constraints import binary_dphi, binary_phi
+
+__all__ = ["PrimalDual", "lagrangian_step"]
+
+
+def lagrangian_step(w: Tensor, g: Tensor, lam: Tensor, eps: float, dual_lr: float) -> tuple[Tensor, Tensor]:
+    """``(∇_w L(w, λ), [λ − ηφ_ε(w)]_+)`` entry-wise."""
+    return g - lam * binary_dphi(w), (lam - dual_lr * binary_phi(w, eps)).clamp_min(0)
+
+
+class PrimalDual(QuantOptimizer):
+    """Gradient descent–ascent on ``L(w, λ) = f(w) − Σ λ_i φ_ε(w_i)`` with ``λ ≥ 0``.
+
+    Args:
+        params: parameters or param groups (``constrained=False`` for plain steps).
+        lr: primal step size ``γ`` (> 0).
+        dual_lr: dual step size ``η`` (> 0).
+        eps: constraint level ``ε`` (> 0); set ``group["eps"]`` each epoch to anneal it.
+        init_multiplier: initial ``λ`` (≥ 0).
+        momentum, weight_decay, base, betas, adam_eps: the base step on ``∇_w L``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 0.1,
+        *,
+        dual_lr: float = 1.0,
+        eps: float = 1.0,
+        init_multiplier: float = 0.0,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        base: str = "sgd",
+        betas: tuple[float, float] = (0.9, 0.999),
+        adam_eps: float = 1e-8,
+    ) -> None:
+        check_positive("dual_lr", dual_lr)
+        check_positive("eps", eps)
+        check_nonnegative("init_multiplier", init_multiplier)
+        defaults = dict(
+            lr=lr,
+            dual_lr=dual_lr,
+            eps=eps,
+            init_multiplier=init_multiplier,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            base=base,
+            betas=betas,
+            adam_eps=adam_eps,
+        )
+        super().__init__(params, defaults)
+        self._last: dict[str, Tensor] = {}
+
+    def _multiplier(self, p: Tensor, init: float) -> Tensor:
+        state = self.state[p]
+        if "multiplier" not in state:
+            state["multiplier"] = torch.full_like(p, init, memory_format=torch.preserve_format)
+        return state["multiplier"]
+
+    def _direction(self, group: dict[str, Any], targets: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
+        lams = [self._multiplier(p, group["init_multiplier"]) for p in targets]
+        eps, dual_lr = group["eps"], group["dual_lr"]
+
+        def step(w: Tensor, g: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
+            grad_l, new_lam = lagrangian_step(w, g, lam, eps, dual_lr)
+            self._last = {
+                "multiplier_mean": new_lam.mean(),
+                "multiplier_max": new_lam.max(),
+                "lagrangian_grad_norm": grad_l.norm(),
+            }
+            return grad_l, new_lam
+
+        grad_l, new_lams = flat_map(step, targets, grads, lams)
+        torch._foreach_copy_(lams, new_lams)
+        return grad_l
+
+    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
+        clip_unit_box_(targets)
+
+    def multipliers(self) -> list[Tensor]:
+        """The multiplier tensor of every constrained parameter stepped so far."""
+        return [s["multiplier"] for s in self.state.values() if "multiplier" in s]
+
+    def diagnostics(self) -> dict[str, Tensor]:
+        """0-d tensors of the last step: mean and largest ``λ``, and ``‖∇_w L‖``."""
+        return dict(self._last)
