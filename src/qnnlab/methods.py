@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from torch.optim import Optimizer
 
-from qnnlab.optim import SGD, ASkewSGD, BinaryConnect
+from qnnlab.nn.layers import quantize_model
+from qnnlab.optim import SGD, STE, ASkewSGD, BinaryConnect
 from qnnlab.registry import Registry
 from qnnlab.schedules import Schedule, annealed_eps
 
@@ -88,7 +89,21 @@ class ASkewSGDConfig(BaseStep):
         return self
 
 
-MethodConfig = Annotated[SGDConfig | BinaryConnectConfig | ASkewSGDConfig, Field(discriminator="name")]
+class STEConfig(BaseStep):
+    """Sign weights with the chosen straight-through estimator; latent clipping only if ``clip``."""
+
+    name: Literal["ste"] = "ste"
+    estimator: Literal["identity", "clipped", "relu", "clipped_relu"] = "identity"
+    clip: bool = False
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name", "estimator"})
+
+
+MethodConfig = Annotated[
+    SGDConfig | BinaryConnectConfig | ASkewSGDConfig | STEConfig,
+    Field(discriminator="name"),
+]
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,24 @@ METHODS.register(
         ASkewSGDConfig,
         (1,),
         "Leconte, Schechtman & Moulines, AISTATS 2023 (arXiv:2211.03741)",
+    ),
+)
+
+
+def _sign_weights(model: nn.Module, cfg: STEConfig) -> nn.Module:
+    """Swap the weight layers for ``QuantLinear`` / ``QuantConv2d`` with sign weights and ``cfg.estimator``."""
+    return quantize_model(model, weight_quantizer={"name": "sign", "estimator": cfg.estimator})
+
+
+METHODS.register(
+    "ste",
+    MethodInfo(
+        "ste",
+        STE,
+        STEConfig,
+        (1,),
+        "Yin, Lyu, Zhang, Osher, Qi & Xin, ICLR 2019 (arXiv:1903.05662)",
+        prepare_model=_sign_weights,
     ),
 )
 

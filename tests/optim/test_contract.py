@@ -14,6 +14,7 @@ HPARAMS = {
     "sgd": {"lr": 0.05},
     "binaryconnect": {"lr": 0.05, "stochastic": True, "glorot_scale": True},
     "askewsgd": {"lr": 0.05, "eps": 0.05, "alpha": 1.0},
+    "ste": {"lr": 0.05, "clip": True},
 }
 BASES = [{"base": "sgd"}, {"base": "sgd", "momentum": 0.9, "weight_decay": 1e-3}, {"base": "adam"}]
 
