@@ -4,6 +4,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from qnnlab.cli import app
+from qnnlab.experiments.presets import preset_runs
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,13 +20,14 @@ def test_run_the_shipped_config(tmp_path: Path) -> None:
 def test_compare_prints_the_table_and_fills_the_store(tmp_path: Path) -> None:
     result = runner.invoke(app, ["compare", "logistic", "--seeds", "2", "-o", str(tmp_path), "-q"])
     assert result.exit_code == 0, result.output
-    for label in ("gd (full batch)", "binaryconnect (stoch.)", "askewsgd (1/√k steps)"):
+    for label in ("gd (full batch)", "binaryconnect (stoch.)", "askewsgd (1/√k steps)", "ste"):
         assert label in result.output
     assert "± " in result.output
     db = sqlite3.connect(tmp_path / "qnnlab.sqlite")
-    assert db.execute("SELECT COUNT(*), SUM(status = 'done') FROM runs").fetchone() == (14, 14)
+    n = len(preset_runs("logistic", 1))  # runs per seed
+    assert db.execute("SELECT COUNT(*), SUM(status = 'done') FROM runs").fetchone() == (2 * n, 2 * n)
     table = (tmp_path / "logistic.md").read_text()
-    assert table.count("\n") == 2 + 7
+    assert table.count("\n") == 2 + n
 
 
 def test_list_names_methods_and_presets() -> None:

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from torch.optim import Optimizer
 
-from qnnlab.optim import SGD, ASkewSGD, BinaryConnect, ConstrainedGD, PrimalDual
+from qnnlab.nn.layers import quantize_model
+from qnnlab.optim import SGD, STE, ASkewSGD, BinaryConnect, ConstrainedGD, PrimalDual
 from qnnlab.registry import Registry
 from qnnlab.schedules import Schedule, annealed_eps
 
@@ -108,8 +109,19 @@ class PrimalDualConfig(AnnealedEps):
     init_multiplier: float = Field(0.0, ge=0)
 
 
+class STEConfig(BaseStep):
+    """Sign weights with the chosen straight-through estimator; latent clipping only if ``clip``."""
+
+    name: Literal["ste"] = "ste"
+    estimator: Literal["identity", "clipped", "relu", "clipped_relu"] = "identity"
+    clip: bool = False
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name", "estimator"})
+
+
 MethodConfig = Annotated[
-    SGDConfig | BinaryConnectConfig | ASkewSGDConfig | ConstrainedGDConfig | PrimalDualConfig,
+    SGDConfig | BinaryConnectConfig | ASkewSGDConfig | ConstrainedGDConfig | PrimalDualConfig | STEConfig,
     Field(discriminator="name"),
 ]
 
@@ -171,6 +183,24 @@ METHODS.register(
         PrimalDualConfig,
         (1,),
         "Arrow, Hurwicz & Uzawa 1958; constraint of Leconte et al., AISTATS 2023",
+    ),
+)
+
+
+def _sign_weights(model: nn.Module, cfg: STEConfig) -> nn.Module:
+    """Swap the weight layers for ``QuantLinear`` / ``QuantConv2d`` with sign weights and ``cfg.estimator``."""
+    return quantize_model(model, weight_quantizer={"name": "sign", "estimator": cfg.estimator})
+
+
+METHODS.register(
+    "ste",
+    MethodInfo(
+        "ste",
+        STE,
+        STEConfig,
+        (1,),
+        "Yin, Lyu, Zhang, Osher, Qi & Xin, ICLR 2019 (arXiv:1903.05662)",
+        prepare_model=_sign_weights,
     ),
 )
 

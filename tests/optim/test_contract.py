@@ -16,6 +16,7 @@ HPARAMS = {
     "askewsgd": {"lr": 0.05, "eps": 0.05, "alpha": 1.0},
     "constrained_gd": {"lr": 0.05, "eps": 0.05, "alpha": 1.0},
     "primal_dual": {"lr": 0.05, "eps": 0.05, "dual_lr": 0.5, "init_multiplier": 0.1},
+    "ste": {"lr": 0.05, "clip": True},
 }
 # methods whose constraint level ε starts the annealing at 1 (inactive constraint)
 ANNEALED = ("askewsgd", "constrained_gd", "primal_dual")

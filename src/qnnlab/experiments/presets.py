@@ -46,6 +46,7 @@ def _logistic(w_scale: float) -> Preset:
             "method": {"name": "askewsgd", "lr": 2.0, "alpha": 1.0, "eps": eps},
             "schedule": {"kind": "inverse_power", "tau": 300.0, "power": 0.5},
         },
+        {"label": "ste", "method": {"name": "ste", "lr": 0.1}},
     ]
 
     def build(seed: int) -> list[RunConfig]:

@@ -5,9 +5,11 @@ from qnnlab.optim.binaryconnect import BinaryConnect, glorot_lr_scale
 from qnnlab.optim.constrained_gd import ConstrainedGD, qp_direction, velocity_direction
 from qnnlab.optim.primal_dual import PrimalDual, lagrangian_step
 from qnnlab.optim.sgd import SGD
+from qnnlab.optim.ste import STE
 
 __all__ = [
     "SGD",
+    "STE",
     "ASkewSGD",
     "BinaryConnect",
     "ConstrainedGD",

@@ -14,12 +14,21 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-__all__ = ["BinaryGrid", "Grid", "KBitGrid", "get_grid", "sign"]
+__all__ = ["BinaryGrid", "Grid", "KBitGrid", "get_grid", "sign", "uniform_round"]
 
 
 def sign(w: Tensor) -> Tensor:
     """``sign`` that never returns 0: ``sign(0) = +1``, as in BinaryConnect."""
     return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+
+
+def uniform_round(w: Tensor, step: float | Tensor, lo: int, hi: int) -> Tensor:
+    """Nearest point of the uniform grid ``{step·j : j = lo, ..., hi}``: ``step·clamp(⌊w/step + ½⌋, lo, hi)``.
+
+    ``floor(x + 1/2)`` sends ties up, as the level-wise argmin with ties to the larger level.
+    ``step`` may be a tensor (a data-dependent or learned scale) so that no host sync is needed.
+    """
+    return step * torch.floor(w / step + 0.5).clamp_(lo, hi)
 
 
 class Grid(ABC):
@@ -84,9 +93,7 @@ class KBitGrid(Grid):
         return self.scale * torch.arange(-m, m + 1, dtype=dtype)
 
     def project(self, w: Tensor) -> Tensor:
-        m = self.max_level
-        # floor(x + 1/2) sends ties up, as the level-wise argmin with ties to the larger level
-        return self.scale * torch.floor(w / self.scale + 0.5).clamp_(-m, m)
+        return uniform_round(w, self.scale, -self.max_level, self.max_level)
 
 
 def _check_scale(scale: float) -> None:

@@ -1,0 +1,60 @@
+"""Straight-through-estimator training: SGD on the latent weights of quantized layers.
+
+The model's weight layers quantize in their forward pass (``QuantLinear`` / ``QuantConv2d``
+with a sign weight quantizer and a chosen STE, :mod:`qnnlab.quant.ste`), so the gradient that
+reaches the latent ``w`` is already the STE's coarse gradient ``∂L/∂q(w) · μ'(w)``; the step is
+the base step, optionally followed by clipping the latent weights to ``[−1, 1]``:
+
+.. math::
+    w \\leftarrow w - \\gamma\\, \\frac{\\partial L}{\\partial q(w)}\\, \\mu'(w)
+    \\quad\\text{then, if } \\texttt{clip}: \\ w \\leftarrow \\operatorname{clip}(w, -1, 1)
+
+Unlike :class:`~qnnlab.optim.BinaryConnect`, nothing is clipped unless asked, the proxy ``μ'``
+is a choice (identity, hardtanh, ReLU, clipped ReLU), and the parameter is the latent weight.
+
+Reference: Yin, Lyu, Zhang, Osher, Qi & Xin, "Understanding straight-through estimator in
+training activation quantized neural nets", ICLR 2019, arXiv:1903.05662.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from torch import Tensor
+
+from qnnlab.optim._base import QuantOptimizer, clip_unit_box_
+
+__all__ = ["STE"]
+
+
+class STE(QuantOptimizer):
+    """The base step on every group; constrained groups are clipped to ``[−1, 1]`` when ``clip``.
+
+    Args:
+        params: parameters or param groups (``constrained=False`` are never clipped).
+        lr: step size ``γ`` (> 0).
+        clip: clip the latent weights to ``[−1, 1]`` after each step.
+        momentum, weight_decay, base, betas, adam_eps: the base step.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 0.1,
+        *,
+        clip: bool = False,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        base: str = "sgd",
+        betas: tuple[float, float] = (0.9, 0.999),
+        adam_eps: float = 1e-8,
+    ) -> None:
+        defaults = dict(
+            lr=lr, clip=clip, momentum=momentum, weight_decay=weight_decay, base=base, betas=betas, adam_eps=adam_eps
+        )
+        super().__init__(params, defaults)
+
+    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
+        if group["clip"]:
+            clip_unit_box_(targets)
