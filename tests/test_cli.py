@@ -4,6 +4,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from qnnlab.cli import app
+from qnnlab.experiments.presets import preset_runs
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,9 +24,10 @@ def test_compare_prints_the_table_and_fills_the_store(tmp_path: Path) -> None:
         assert label in result.output
     assert "± " in result.output
     db = sqlite3.connect(tmp_path / "qnnlab.sqlite")
-    assert db.execute("SELECT COUNT(*), SUM(status = 'done') FROM runs").fetchone() == (14, 14)
+    rows = len(preset_runs("logistic", 1))  # one run per method variant and seed
+    assert db.execute("SELECT COUNT(*), SUM(status = 'done') FROM runs").fetchone() == (2 * rows, 2 * rows)
     table = (tmp_path / "logistic.md").read_text()
-    assert table.count("\n") == 2 + 7
+    assert table.count("\n") == 2 + rows
 
 
 def test_list_names_methods_and_presets() -> None:
