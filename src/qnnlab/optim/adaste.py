@@ -41,8 +41,10 @@ the authors' code (``intellhave/AdaSTE``, ``BayesNN/optimizers/FenBPOpt.py``, id
 steps up to ``1/α + 100`` (here: per epoch, see ``AdaSTEConfig``). Two departures: (i) in
 the ``αβ < 1`` toward case between the wells the code uses ``(2β(1+α) − θ)`` with the *signed*
 ``θ``, which is not odd in ``θ``; this module uses ``|θ| + 2β(1+α)``, the code's value for
-``θ < 0`` and the finite difference above; (ii) the code's dead zone for ``|θ|`` is ``1e-6`` in
-the ``αβ < 1`` branch and ``1e-3`` in the other; here both are ``tol``. Kept as in the code
+``θ < 0`` and the finite difference above (for ``|θ| < 1`` it exceeds ``(1+2β)/(1+β) ≥ 1``, so
+the cap makes it ½, whereas the code gives ``θ > 0`` less, down to 0 when ``2β(1+α) < θ``);
+(ii) the code's dead zone for ``|θ|`` is ``1e-6`` in the ``αβ < 1`` branch and ``1e-3`` in the
+other; here both are ``tol``. Kept as in the code
 although unverified: ``1/|θ|`` in the ``αβ ≥ 1`` toward case (a literal finite difference would
 give ``2/|θ|``, the ``αβ → 1⁻`` limit of the other branch), the cap ``½`` and ``tol``, which acts
 on the raw gradient and so depends on how the loss is normalized.
