@@ -109,6 +109,14 @@ class RunConfig(_Strict):
             raise ValueError(
                 f"method.eps.hold ({eps.hold}) must be < epochs ({self.epochs}) so that ε anneals within the run"
             )
+        method_bits = getattr(self.method, "bits", None)
+        if method_bits is not None and method_bits != self.bits:
+            raise ValueError(
+                f"method.bits ({method_bits}) must equal bits ({self.bits}) (the grid the run is judged on)"
+            )
+        freeze = getattr(self.method, "freeze_epoch", None)
+        if freeze is not None and freeze >= self.epochs:
+            raise ValueError(f"method.freeze_epoch ({freeze}) must be < epochs ({self.epochs}) so that it happens")
         if self.batch_size > self.data.n_train:
             raise ValueError(f"batch_size ({self.batch_size}) must be <= data.n_train ({self.data.n_train})")
         return self
@@ -141,8 +149,10 @@ def format_validation_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         loc = list(e["loc"])
-        if len(loc) > 2 and loc[0] in _TAGGED:
-            del loc[1]  # the union tag pydantic puts in the path ("method.sgd.lr" -> "method.lr")
+        if len(loc) >= 2 and loc[0] in _TAGGED:
+            del loc[
+                1
+            ]  # the union tag pydantic puts in the path ("method.sgd.lr" -> "method.lr", "method.sgd" -> "method")
         loc = ".".join(str(x) for x in loc) or "config"
         msg = e["msg"].removeprefix("Value error, ")
         got = "" if e["type"] in ("missing", "value_error", "union_tag_invalid") else f" (got {e['input']!r})"

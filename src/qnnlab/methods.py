@@ -16,7 +16,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from qnnlab.nn.layers import quantize_model
-from qnnlab.optim import SGD, STE, ASkewSGD, BinaryConnect, ConstrainedGD, PrimalDual
+from qnnlab.optim import SGD, STE, AdaSTE, ASkewSGD, BinaryConnect, ConstrainedGD, PrimalDual, ProxQuant
 from qnnlab.registry import Registry
 from qnnlab.schedules import Schedule, annealed_eps
 
@@ -120,8 +120,67 @@ class STEConfig(BaseStep):
         return self.model_dump(exclude={"name", "estimator"})
 
 
+class ProxQuantConfig(BaseStep):
+    """ProxQuant: ``λ_t = λ·e`` per epoch ``e`` (the authors' schedule), ``λ·k`` per iteration, or ``λ``."""
+
+    name: Literal["proxquant"] = "proxquant"
+    lr: float = Field(0.01, gt=0, description="initial step size η₀; the prox strength is τ = η·λ_t")
+    base: Literal["sgd", "adam"] = "adam"
+    bits: int = Field(1, ge=1, le=8, description="1: binary, 2: ternary, ≥ 3: k-bit; equals the run's bits")
+    lam: float = Field(1e-4, ge=0, description="λ")
+    lam_schedule: Literal["epoch", "iteration", "constant"] = "epoch"
+    freeze_epoch: int | None = Field(None, ge=0, description="hard-quantize and freeze from this epoch on")
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        kwargs = self.model_dump(exclude={"name", "lam_schedule", "freeze_epoch"})
+        kwargs["lam_growth"] = "iteration" if self.lam_schedule == "iteration" else "constant"
+        return {**kwargs, **self.epoch_values(0)}
+
+    def epoch_values(self, epoch: int) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if self.lam_schedule != "iteration":
+            values["lam"] = self.lam * epoch if self.lam_schedule == "epoch" else self.lam
+        if self.freeze_epoch is not None:
+            values["frozen"] = epoch >= self.freeze_epoch
+        return values
+
+
+class AdaSTEConfig(BaseStep):
+    """AdaSTE; ``β_e = min(β·ρ^e, β_max)`` per epoch ``e`` (constant with the default ``ρ = 1``)."""
+
+    name: Literal["adaste"] = "adaste"
+    lr: float = Field(0.01, gt=0, description="initial step size γ₀ on the latent θ")
+    alpha: float = Field(0.01, gt=0, description="margin α of the double well")
+    beta: float = Field(100.0, ge=0, description="weight β of the double well; w* = sign θ once αβ ≥ 1")
+    beta_growth: float = Field(1.0, ge=1, description="ρ: β is multiplied by ρ every epoch")
+    beta_max: float | None = Field(None, gt=0, description="cap on β; default 1/α + 100 (the authors' code)")
+    theta_init: float = Field(10.0, gt=0, description="|θ₀|")
+    tol: float = Field(1e-3, ge=0, description="dead zone for |θ| and |g|")
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        kwargs = self.model_dump(exclude={"name", "beta_growth", "beta_max"})
+        return {**kwargs, **self.epoch_values(0)}
+
+    def epoch_values(self, epoch: int) -> dict[str, Any]:
+        cap = 1 / self.alpha + 100 if self.beta_max is None else self.beta_max
+        return {"beta": min(self.beta * self.beta_growth**epoch, max(cap, self.beta))}
+
+    @model_validator(mode="after")
+    def _cap_above_beta(self) -> AdaSTEConfig:
+        if self.beta_max is not None and self.beta_max < self.beta:
+            raise ValueError(f"beta_max ({self.beta_max}) must be >= beta ({self.beta})")
+        return self
+
+
 MethodConfig = Annotated[
-    SGDConfig | BinaryConnectConfig | ASkewSGDConfig | ConstrainedGDConfig | PrimalDualConfig | STEConfig,
+    SGDConfig
+    | BinaryConnectConfig
+    | ASkewSGDConfig
+    | ConstrainedGDConfig
+    | PrimalDualConfig
+    | STEConfig
+    | ProxQuantConfig
+    | AdaSTEConfig,
     Field(discriminator="name"),
 ]
 
@@ -163,6 +222,20 @@ METHODS.register(
         (1,),
         "Leconte, Schechtman & Moulines, AISTATS 2023 (arXiv:2211.03741)",
     ),
+)
+METHODS.register(
+    "proxquant",
+    MethodInfo(
+        "proxquant",
+        ProxQuant,
+        ProxQuantConfig,
+        tuple(range(1, 9)),
+        "Bai, Wang & Liberty, ICLR 2019 (arXiv:1810.00861)",
+    ),
+)
+METHODS.register(
+    "adaste",
+    MethodInfo("adaste", AdaSTE, AdaSTEConfig, (1,), "Le, Høier, Lin & Zach, CVPR 2022 (arXiv:2112.02880)"),
 )
 
 METHODS.register(

@@ -17,6 +17,10 @@ HPARAMS = {
     "constrained_gd": {"lr": 0.05, "eps": 0.05, "alpha": 1.0},
     "primal_dual": {"lr": 0.05, "eps": 0.05, "dual_lr": 0.5, "init_multiplier": 0.1},
     "ste": {"lr": 0.05, "clip": True},
+    # τ = lr·λ = 0.1: every region of the binary prox
+    "proxquant": {"lr": 0.05, "bits": 1, "lam": 2.0},
+    # αβ = 0.1 < 1 and |θ₀| = 0.5 < κ = 0.9: both sides of the wells' knee are visited
+    "adaste": {"lr": 0.05, "alpha": 0.01, "beta": 10.0, "theta_init": 0.5},
 }
 # methods whose constraint level ε starts the annealing at 1 (inactive constraint)
 ANNEALED = ("askewsgd", "constrained_gd", "primal_dual")
@@ -118,6 +122,23 @@ def test_no_grad_parameters_are_skipped(name: str) -> None:
     frozen = model[2].weight.detach().clone()
     train(model, opt, x, y, 2, seed=0)
     assert torch.equal(model[2].weight, frozen)
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+@pytest.mark.parametrize("base", BASES, ids=["sgd", "momentum+wd", "adam"])
+def test_step_never_reads_a_tensor_on_the_host(name: str, base: dict, monkeypatch) -> None:
+    # every way a tensor's value reaches Python is a device sync on a GPU
+    model, x, y = model_and_batch()
+    opt = make(name, model, **base)
+    train(model, opt, x, y, 1, seed=0)
+    loss_of(model, x, y).backward()
+
+    def sync(*args, **kwargs):
+        raise AssertionError("host sync inside step()")
+
+    for attr in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy"):
+        monkeypatch.setattr(torch.Tensor, attr, sync)
+    opt.step()
 
 
 @pytest.mark.parametrize("name", METHODS.names())

@@ -25,6 +25,17 @@ def _logistic(w_scale: float) -> Preset:
     100, i.e. lr ≈ 0.033 on the mean loss; its runs were too short to converge). ASkewSGD
     holds ε = 1 (the constraint is inactive: clipped SGD) for 10 epochs, then multiplies ε
     by 0.75 per epoch down to 1e-4, so the annealing happens inside the 50-epoch run.
+
+    ProxQuant: Adam with lr 0.01 as in the paper, and ``λ_e = 0.01·e`` so that the prox step
+    ``τ = lr·λ_e`` overtakes Adam's step (≈ lr) around epoch 10 and pins every weight on ±1 well
+    before the end. AdaSTE: the authors' α = 0.01, β = 100 (``αβ = 1``: the forward weights
+    are exactly ``sign θ``), ``|θ₀| = 1`` instead of their 10 (from 10 the latent needs
+    hundreds of steps to reach its first sign change), plain GD with lr 1 on the full batch
+    for 100 epochs. With mini-batches of 100 its estimator does not settle on this toy: it
+    boosts the steps that shrink ``|θ|`` and zeroes those that grow it, and at the binary
+    optimum the mean gradient is near zero (``w*`` is also the continuous optimum), so the
+    noise ratchets correct weights back across 0 (seen in 3 of 4 seeds at lr 0.5: one or two
+    wrong signs at the last epoch).
     """
     data: dict[str, Any] = {"name": "logistic", "d": 10, "n_train": 6000, "n_test": 1000, "w_scale": w_scale, "seed": 0}
     eps = {"init": 1.0, "hold": 10, "decay": 0.75, "floor": 1e-4}
@@ -47,6 +58,13 @@ def _logistic(w_scale: float) -> Preset:
             "schedule": {"kind": "inverse_power", "tau": 300.0, "power": 0.5},
         },
         {"label": "ste", "method": {"name": "ste", "lr": 0.1}},
+        {"label": "proxquant", "method": {"name": "proxquant", "lr": 0.01, "lam": 0.01}},
+        {
+            "label": "adaste (full batch)",
+            "epochs": 100,
+            "batch_size": 6000,
+            "method": {"name": "adaste", "lr": 1.0, "alpha": 0.01, "beta": 100.0, "theta_init": 1.0},
+        },
     ]
 
     def build(seed: int) -> list[RunConfig]:

@@ -1,9 +1,11 @@
 """Optimizers for quantized training; each is a :class:`torch.optim.Optimizer`."""
 
+from qnnlab.optim.adaste import AdaSTE, adaste_scale, adaste_weights
 from qnnlab.optim.askewsgd import ASkewSGD, skewed_direction
 from qnnlab.optim.binaryconnect import BinaryConnect, glorot_lr_scale
 from qnnlab.optim.constrained_gd import ConstrainedGD, qp_direction, velocity_direction
 from qnnlab.optim.primal_dual import PrimalDual, lagrangian_step
+from qnnlab.optim.proxquant import ProxQuant, proxquant_
 from qnnlab.optim.sgd import SGD
 from qnnlab.optim.ste import STE
 
@@ -11,11 +13,16 @@ __all__ = [
     "SGD",
     "STE",
     "ASkewSGD",
+    "AdaSTE",
     "BinaryConnect",
     "ConstrainedGD",
     "PrimalDual",
+    "ProxQuant",
+    "adaste_scale",
+    "adaste_weights",
     "glorot_lr_scale",
     "lagrangian_step",
+    "proxquant_",
     "qp_direction",
     "skewed_direction",
     "velocity_direction",

@@ -18,7 +18,8 @@ feasible set is made; iterates may be infeasible. Two solvers:
   satisfies the constraint (``(−g_i)K_i > K_i²``), else ``s_i = −K_i`` with
   ``K_i = −αφ_i/φ'_i``. This is ASkewSGD's skewed direction.
 - *QP* for any differentiable constraint: with ``J`` the Jacobian rows of ``I`` (autograd),
-  the dual ``min_{λ ≥ 0} ½λᵀJJᵀλ − λᵀ(Jg − αφ_I)`` is solved by L-BFGS-B (SciPy) and
+  the dual ``min_{λ ≥ 0} ½λᵀJJᵀλ − λᵀ(Jg − αφ_I)`` is solved exactly by
+  Cholesky + NNLS (SciPy) and
   ``s = g − Jᵀλ``; violated constraints with a zero gradient are left out, as the closed
   form does at its singular points. It costs a dense ``m × n`` Jacobian: meant for small or coupled problems.
 
@@ -38,7 +39,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
+from scipy.linalg import LinAlgError, cholesky, solve_triangular
+from scipy.optimize import nnls
 from torch import Tensor
 from torch.func import jacrev
 
@@ -48,7 +50,9 @@ from qnnlab.quant.constraints import BinaryConstraint, Constraint
 __all__ = ["SOLVERS", "ConstrainedGD", "qp_direction", "velocity_direction"]
 
 SOLVERS = ("auto", "closed_form", "qp")
-_MAX_SPEED = 1 / torch.finfo(torch.float64).eps
+# recovery speeds α|φ|/‖∇φ‖ above this are treated as singular: no step that stays in a bounded
+# box can take them, and they would swamp the precision of the other multipliers
+_MAX_SPEED = 1e8
 
 
 def velocity_direction(phi: Tensor, dphi: Tensor, g: Tensor, alpha: float) -> Tensor:
@@ -66,7 +70,7 @@ def qp_direction(w: Tensor, g: Tensor, constraint: Constraint, eps: float, alpha
         return g
     jac = jacrev(lambda x: constraint.values(x, eps))(w)
     # a violated constraint whose gradient is zero, or so small that the recovery speed
-    # α|φ|/‖∇φ‖ overflows float64 precision, cannot be steered: singular, as φ' = 0 in the closed form
+    # α|φ|/‖∇φ‖ exceeds _MAX_SPEED, cannot be steered: singular, as φ' = 0 in the closed form
     norms = jac.double().norm(dim=1)
     active = (phi < 0) & (norms * _MAX_SPEED > alpha * phi.double().abs())
     if not bool(active.any()):
@@ -77,15 +81,14 @@ def qp_direction(w: Tensor, g: Tensor, constraint: Constraint, eps: float, alpha
     g64 = g.double()
     q = (jac @ jac.T).cpu().numpy()
     c = (jac @ g64 - alpha * phi[active].double() / scale.squeeze(1)).cpu().numpy()
-
-    def dual(lam: np.ndarray) -> tuple[float, np.ndarray]:
-        ql = q @ lam
-        return 0.5 * lam @ ql - c @ lam, ql - c
-
-    start = np.zeros_like(c)
-    options = {"gtol": 1e-12, "ftol": 0.0, "maxiter": 1000}
-    res = minimize(dual, start, jac=True, method="L-BFGS-B", bounds=[(0, None)] * len(c), options=options)
-    lam = torch.as_tensor(res.x, dtype=torch.float64, device=w.device)
+    # ½λᵀQλ − cᵀλ = ½‖Lᵀλ − L⁻¹c‖² + const with Q = LLᵀ: an exact active-set NNLS, whatever the
+    # spread of magnitudes in λ
+    try:
+        chol = cholesky(q, lower=True)
+    except LinAlgError:  # dependent rows: a tiny ridge makes Q positive definite
+        chol = cholesky(q + 1e-12 * np.eye(len(c)), lower=True)
+    lam_np, _ = nnls(chol.T, solve_triangular(chol, c, lower=True), maxiter=50 * len(c))
+    lam = torch.as_tensor(lam_np, dtype=torch.float64, device=w.device)
     return (g64 - jac.T @ lam).to(g.dtype)
 
 
