@@ -30,6 +30,7 @@ test: lint
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_step.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_packed.py --out docs/benchmarks_packed.md
 
 clean:
 	rm -rf $(VENV) results

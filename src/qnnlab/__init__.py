@@ -2,4 +2,6 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from qnnlab.packed import export_model, export_run, load_packed, summarize
+
+__all__ = ["__version__", "export_model", "export_run", "load_packed", "summarize"]

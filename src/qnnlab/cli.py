@@ -1,4 +1,4 @@
-"""The ``qnnlab`` command line: ``run``, ``compare`` and ``list``.
+"""The ``qnnlab`` command line: ``run``, ``compare``, ``list``, ``export`` and ``summary``.
 
 Flags become validated configs before any training starts; a bad config or name prints
 one line naming the field and the allowed values, and exits with status 2.
@@ -138,6 +138,80 @@ def list_() -> None:
         table.add_row(name, "any" if info.bits is None else ", ".join(map(str, info.bits)), info.paper)
     console.print(table)
     console.print("presets: " + ", ".join(PRESETS.names()))
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Argument(help="a run: its checkpoint .pt, or RESULTS_DIR:RUN_ID")],
+    out: Annotated[Path, typer.Option("--out", help="the .qnn file to write")],
+) -> None:
+    """Write a trained run's quantized weights Q(w), bit-packed, to a .qnn file."""
+    from qnnlab.packed import export_run, summary_of
+
+    try:
+        size = export_run(run, out)
+        s = summary_of(out)  # reads the file back
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        _fail(str(err).strip("'\""))
+    console.print(
+        f"wrote {out}: {size:,} bytes ({s.packed_bytes:,} of tensors + {size - s.packed_bytes:,} of header);"
+        f" float32 equivalent {s.float32_bytes:,} bytes"
+    )
+
+
+def _count(n: int | None) -> str:
+    return "—" if n is None else f"{n:,}"
+
+
+@app.command()
+def summary(
+    target: Annotated[
+        str, typer.Argument(metavar="MODEL_OR_RUN", help="a .qnn file, a run checkpoint .pt, or RESULTS_DIR:RUN_ID")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Parameters, packed memory and MACs per layer, by precision; totals and compression ratio."""
+    import json
+
+    from qnnlab.packed import summary_of
+
+    try:
+        s = summary_of(target)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        _fail(str(err).strip("'\""))
+    if as_json:
+        typer.echo(json.dumps(s.to_dict(), indent=2))
+        return
+    table = Table(title=f"{target}: parameters and packed bytes by precision")
+    for header in ("layer", "type", "1-bit", "k-bit", "float", "bytes", "MACs", "1-bit MACs"):
+        table.add_column(header, justify="left" if header in ("layer", "type") else "right")
+    for layer in s.layers:
+        kbit = _count(layer.params_kbit) + (f" ({','.join(map(str, layer.kbits))}-bit)" if layer.kbits else "")
+        table.add_row(
+            layer.name,
+            layer.kind,
+            _count(layer.params_1bit),
+            kbit,
+            _count(layer.params_float),
+            _count(layer.bytes),
+            _count(layer.macs),
+            _count(layer.binary_macs),
+        )
+    totals = [s.total(k) for k in ("params_1bit", "params_kbit", "params_float")]
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        *map(_count, totals),
+        _count(s.packed_bytes),
+        *map(_count, (s.total("macs"), s.total("binary_macs"))),
+    )
+    console.print(table)
+    file = f"; file {s.file_bytes:,} bytes" if s.file_bytes is not None else ""
+    console.print(
+        f"packed size {s.packed_bytes:,} bytes{file}; float32 equivalent {s.float32_bytes:,} bytes;"
+        f" compression ratio {s.compression:.1f}×"
+    )
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from qnnlab.train.diagnostics import weight_diagnostics
 from qnnlab.train.enumerate import MAX_ENUM_DIM, binary_minimum, logistic_losses
 from qnnlab.train.evaluate import continuous_weights, evaluate, loss_fn, quantized_weights
 
-__all__ = ["RunResult", "binary_optimum", "fit", "versions"]
+__all__ = ["RunResult", "binary_optimum", "build_run_model", "fit", "versions"]
 
 
 @dataclass
@@ -93,6 +93,13 @@ def _epoch_metrics(
     return values
 
 
+def build_run_model(cfg: RunConfig, n_features: int) -> torch.nn.Module:
+    """The model a run trains: :func:`build_model`, then the method's ``prepare_model`` hook."""
+    model = build_model(cfg.model, n_features)
+    info = METHODS.get(cfg.method.name)
+    return model if info.prepare_model is None else info.prepare_model(model, cfg.method)
+
+
 def fit(
     cfg: RunConfig,
     *,
@@ -104,10 +111,7 @@ def fit(
     data = _dataset(cfg.data)
     torch.manual_seed(cfg.seed)
     order = torch.Generator().manual_seed(cfg.seed)
-    model = build_model(cfg.model, data.n_features)
-    info = METHODS.get(cfg.method.name)
-    if info.prepare_model is not None:
-        model = info.prepare_model(model, cfg.method)
+    model = build_run_model(cfg, data.n_features)
     names = constrained_names(model)
     optimizer = build_optimizer(cfg.method, param_groups(model))
     scheduler = lr_scheduler(optimizer, cfg.lr_schedule())
