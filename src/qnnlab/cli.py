@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -57,9 +58,7 @@ def _epoch_bars(progress: Progress | None, configs: Sequence[RunConfig]) -> Call
     """A callback factory: bars over all runs, over seeds, over the current seed's methods, over epochs."""
     if progress is None:
         return None
-    per_seed: dict[int, int] = {}
-    for cfg in configs:
-        per_seed[cfg.seed] = per_seed.get(cfg.seed, 0) + 1
+    per_seed = Counter(cfg.seed for cfg in configs)
     runs = progress.add_task("runs", total=len(configs))
     seeds = progress.add_task("seeds", total=len(per_seed))
     methods = progress.add_task("methods", total=1)

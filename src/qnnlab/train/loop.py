@@ -134,7 +134,7 @@ def fit(
     optimizer = build_optimizer(cfg.method, param_groups(model))
     scheduler = lr_scheduler(optimizer, cfg.lr_schedule())
     run_id = store.start_run(cfg.model_dump(), comparison=comparison, versions=versions()) if store else None
-    tracker = _open_tracker(cfg, store, comparison, run_id)
+    tracker = None
 
     def record(epoch: int, scheduled: dict[str, Any], batch_loss: Tensor) -> dict[str, float]:
         metrics, series = _epoch_metrics(model, optimizer, data, names, cfg, scheduled, batch_loss)
@@ -148,6 +148,7 @@ def fit(
 
     start = time.perf_counter()
     try:
+        tracker = _open_tracker(cfg, store, comparison, run_id)
         history = [record(0, cfg.method.epoch_values(0), torch.empty(0))]
         n = data.x_train.shape[0]
         for epoch in range(1, cfg.epochs + 1):
