@@ -46,3 +46,28 @@ def test_a_crash_keeps_every_recorded_epoch(tmp_path: Path) -> None:
         assert run["status"] == "failed"
         assert sorted(store.history(run["id"])) == [0, 1, 2, 3]
         assert store.history(run["id"])[3]["eps"] == pytest.approx(0.9**1)
+
+
+def test_series_hold_the_batch_losses_and_the_weight_histograms(tmp_path: Path) -> None:
+    import torch
+
+    from qnnlab.data import get_dataset
+    from qnnlab.nn.models import build_model
+    from qnnlab.train.evaluate import loss_fn
+
+    cfg = validate_config({**CFG, "method": {"name": "sgd", "lr": 0.5}})
+    with RunStore(tmp_path) as store:
+        run_id = fit(cfg, store=store).run_id
+        batches = store.series(run_id, "batch_loss")
+        hists, edges = store.series(run_id, "weight_hist"), store.series(run_id, "weight_hist_edges")
+        assert store.series(run_id, "nothing") == {}
+    assert sorted(batches) == list(range(6)) and batches[0] == []
+    assert [len(batches[e]) for e in range(1, 6)] == [5] * 5  # n_train 500 / batch 100
+    # the first recorded loss is the first mini-batch's, at the initialization
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, 10)
+    data = get_dataset(cfg.data)
+    idx = torch.randperm(500, generator=torch.Generator().manual_seed(cfg.seed))[:100]
+    assert batches[1][0] == pytest.approx(loss_fn(model(data.x_train[idx]), data.y_train[idx]).item(), rel=1e-6)
+    assert all(sum(h) == 10 for h in hists.values())  # every one of the d = 10 weights, every epoch
+    assert len(edges[0]) == len(hists[0]) + 1 == 62

@@ -1,19 +1,24 @@
-"""The ``qnnlab`` command line: ``run``, ``compare``, ``list``, ``export`` and ``summary``.
+"""The ``qnnlab`` command line: ``run``, ``compare``, ``report``, ``list``, ``export`` and ``summary``.
 
 Flags become validated configs before any training starts; a bad config or name prints
-one line naming the field and the allowed values, and exits with status 2.
+one line naming the field and the allowed values, and exits with status 2. Progress bars
+(runs, seeds, the methods of the current seed, epochs, each with its ETA) go to stderr only
+when it is a terminal, not in CI and not with ``--quiet``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -26,15 +31,18 @@ err_console = Console(stderr=True)
 
 ResultsOpt = Annotated[Path, typer.Option("--results", "-o", help="results folder (holds qnnlab.sqlite)")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+TrackOpt = Annotated[
+    list[str] | None, typer.Option("--track", help="also log every run to: tensorboard, wandb (repeatable)")
+]
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
 def _progress(quiet: bool) -> Progress | None:
-    if quiet or not sys.stderr.isatty():
+    if quiet or not sys.stderr.isatty() or os.environ.get("CI"):
         return None
     return Progress(
         TextColumn("{task.description}"),
@@ -46,20 +54,30 @@ def _progress(quiet: bool) -> Progress | None:
     )
 
 
-def _epoch_bars(progress: Progress | None, total_runs: int) -> Callable[[RunConfig], Callable | None] | None:
-    """A callback factory: one overall bar over runs, one bar over the current run's epochs."""
+def _epoch_bars(progress: Progress | None, configs: Sequence[RunConfig]) -> Callable[[RunConfig], Callable] | None:
+    """A callback factory: bars over all runs, over seeds, over the current seed's methods, over epochs."""
     if progress is None:
         return None
-    runs = progress.add_task("runs", total=total_runs)
+    per_seed = Counter(cfg.seed for cfg in configs)
+    runs = progress.add_task("runs", total=len(configs))
+    seeds = progress.add_task("seeds", total=len(per_seed))
+    methods = progress.add_task("methods", total=1)
     epochs = progress.add_task("", total=1)
+    left = dict(per_seed)
 
     def on_run(cfg: RunConfig) -> Callable:
+        done = per_seed[cfg.seed] - left[cfg.seed]
+        progress.reset(methods, total=per_seed[cfg.seed], completed=done, description=f"methods of seed {cfg.seed}")
         progress.reset(epochs, total=cfg.epochs, description=f"{cfg.label} (seed {cfg.seed})")
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             progress.update(epochs, completed=epoch)
             if epoch == cfg.epochs:
+                left[cfg.seed] -= 1
                 progress.advance(runs)
+                progress.advance(methods)
+                if left[cfg.seed] == 0:
+                    progress.advance(seeds)
 
         return on_epoch
 
@@ -79,12 +97,31 @@ def _print_table(rows, title: str) -> None:
     console.print(table)
 
 
-def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool) -> None:
+def _with_trackers(configs: list[RunConfig], track: list[str] | None) -> list[RunConfig]:
+    """``configs`` with ``--track`` names added; fails before training if one is unknown or not installed."""
+    if track:
+        try:
+            configs = [cfg.with_(track=tuple(dict.fromkeys([*cfg.track, *track]))) for cfg in configs]
+        except ConfigError as err:
+            _fail(str(err))
+    names = sorted({name for cfg in configs for name in cfg.track})
+    if names:
+        from qnnlab.tracking import check_available
+
+        try:
+            check_available(names)
+        except ModuleNotFoundError as err:
+            _fail(str(err))
+    return configs
+
+
+def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool, track: list[str] | None = None) -> None:
     from qnnlab.experiments.compare import aggregate, compare, markdown_table, write_atomic
 
+    configs = _with_trackers(configs, track)
     progress = _progress(quiet)
     with progress or nullcontext():
-        out = compare(configs, results, name, on_run=_epoch_bars(progress, len(configs)))
+        out = compare(configs, results, name, on_run=_epoch_bars(progress, configs))
     rows = aggregate(out)
     _print_table(rows, f"{name}: weights judged after quantization, mean ± std over seeds")
     write_atomic(results / f"{name}.md", markdown_table(rows))
@@ -97,13 +134,14 @@ def run(
     config: Annotated[Path, typer.Argument(help="a TOML run config")],
     results: ResultsOpt = Path("results"),
     quiet: QuietOpt = False,
+    track: TrackOpt = None,
 ) -> None:
     """Train one run described by a TOML config."""
     try:
         cfg = load_config(config)
     except ConfigError as err:
         _fail(str(err))
-    _train([cfg], results, config.stem, quiet)
+    _train([cfg], results, config.stem, quiet, track)
 
 
 @app.command()
@@ -112,6 +150,7 @@ def compare(
     seeds: Annotated[int, typer.Option(min=1, help="training seeds 0..N-1")] = 5,
     results: ResultsOpt = Path("results"),
     quiet: QuietOpt = False,
+    track: TrackOpt = None,
 ) -> None:
     """Train every method of a preset over several seeds and print the comparison table."""
     from qnnlab.experiments.presets import preset_runs
@@ -120,7 +159,49 @@ def compare(
         configs = preset_runs(preset, seeds)
     except (KeyError, ConfigError) as err:
         _fail(str(err).strip("'\""))
-    _train(configs, results, preset, quiet)
+    _train(configs, results, preset, quiet, track)
+
+
+REPORT_FORMATS = ("html", "png", "pdf")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="results folder holding qnnlab.sqlite")],
+    comparison: Annotated[
+        str | None, typer.Option("--comparison", "-c", help="which comparison (default: the one run last)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="HTML file (default: RESULTS/<comparison>.html)")] = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option("--format", "-f", help="html (default), png, pdf; repeatable (figures: RESULTS/<name>-figures)"),
+    ] = None,
+) -> None:
+    """Write an offline HTML report (and static figures) comparing the methods of a comparison."""
+    formats = list(dict.fromkeys(formats or ["html"]))
+    if bad := [f for f in formats if f not in REPORT_FORMATS]:
+        _fail(f"Invalid format {bad[0]!r}; choose from: {', '.join(REPORT_FORMATS)}")
+    try:
+        from qnnlab.report.data import load_comparison
+        from qnnlab.report.html import write_html
+        from qnnlab.report.static import write_static
+    except ModuleNotFoundError as err:
+        _fail(f"qnnlab report needs {err.name}: pip install 'qnnlab[report]'")
+    try:
+        data = load_comparison(results, comparison)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    written = []
+    if "html" in formats:
+        written.append(write_html(data, out or results / f"{data.name}.html", results_dir=results))
+    for fmt in formats:
+        if fmt != "html":
+            try:
+                written += write_static(data, results / f"{data.name}-figures", fmt)
+            except (ModuleNotFoundError, RuntimeError) as err:
+                _fail(str(err))
+    for path in written:
+        console.print(str(path), highlight=False, soft_wrap=True)
 
 
 @app.command("list")

@@ -93,6 +93,9 @@ class RunConfig(_Strict):
     model: ModelConfig = ModelConfig()
     method: MethodConfig
     schedule: ScheduleConfig = ConstantSchedule()
+    track: tuple[Literal["tensorboard", "wandb"], ...] = Field(
+        (), description="trackers that also get every epoch's metrics (optional extras, see qnnlab.tracking)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:

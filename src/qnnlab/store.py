@@ -1,9 +1,17 @@
 """The run store: one embedded SQLite database per results folder.
 
 ``runs`` holds one row per training run (its config, versions, status, summary);
-``metrics`` holds one row per (run, epoch, metric). The database is in WAL mode and each
-epoch is written in its own transaction, so a crash loses nothing already recorded and
-readers (reports, queries) can open the file while a run is writing to it.
+``metrics`` holds one row per (run, epoch, metric), a scalar; ``series`` holds one row per
+(run, epoch, name) for the per-epoch vectors, a JSON array of numbers:
+
+- ``batch_loss``: the loss of each mini-batch step of the epoch, in order (the iterations
+  ``k`` of epoch ``e`` follow those of epochs ``1 .. e−1``; epoch 0 has none);
+- ``weight_hist``: counts of the continuous quantized weights over the bins whose edges are
+  ``weight_hist_edges`` (see :func:`qnnlab.train.diagnostics.weight_histogram`).
+
+The database is in WAL mode and each epoch is written in its own transaction, so a crash
+loses nothing already recorded and readers (reports, queries) can open the file while a
+run is writing to it.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,6 +48,13 @@ CREATE TABLE IF NOT EXISTS metrics (
     epoch INTEGER NOT NULL,
     name TEXT NOT NULL,
     value REAL,
+    PRIMARY KEY (run_id, epoch, name)
+);
+CREATE TABLE IF NOT EXISTS series (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    epoch INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
     PRIMARY KEY (run_id, epoch, name)
 );
 """
@@ -96,12 +111,22 @@ class RunStore:
             )
         return int(cur.lastrowid)
 
-    def log_epoch(self, run_id: int, epoch: int, metrics: Mapping[str, float]) -> None:
-        """All of one epoch's metrics, in one transaction."""
+    def log_epoch(
+        self,
+        run_id: int,
+        epoch: int,
+        metrics: Mapping[str, float],
+        series: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        """All of one epoch's metrics and series, in one transaction."""
         with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO metrics (run_id, epoch, name, value) VALUES (?, ?, ?, ?)",
                 [(run_id, epoch, k, float(v)) for k, v in metrics.items()],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO series (run_id, epoch, name, data) VALUES (?, ?, ?, ?)",
+                [(run_id, epoch, k, json.dumps(list(v))) for k, v in (series or {}).items()],
             )
 
     def finish_run(self, run_id: int, summary: Mapping[str, Any], *, status: str = "done") -> None:
@@ -133,3 +158,12 @@ class RunStore:
         ):
             out.setdefault(epoch, {})[name] = value
         return out
+
+    def series(self, run_id: int, name: str) -> dict[int, list[float]]:
+        """``{epoch: values}`` of one run's series ``name`` (epochs without it are absent)."""
+        return {
+            epoch: json.loads(data)
+            for epoch, data in self._db.execute(
+                "SELECT epoch, data FROM series WHERE run_id = ? AND name = ? ORDER BY epoch", (run_id, name)
+            )
+        }

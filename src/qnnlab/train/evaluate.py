@@ -15,7 +15,7 @@ from torch.optim import Optimizer
 
 from qnnlab.quant.grids import Grid
 
-__all__ = ["accuracy", "continuous_weights", "evaluate", "loss_fn", "quantized_weights"]
+__all__ = ["accuracy", "continuous_weights", "evaluate", "loss_fn", "loss_gradient", "quantized_weights"]
 
 
 def loss_fn(logits: Tensor, y: Tensor) -> Tensor:
@@ -42,6 +42,19 @@ def evaluate(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Tensor)
     finally:
         model.train(was_training)
     return loss_fn(logits, y), accuracy(logits, y)
+
+
+def loss_gradient(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Tensor) -> dict[str, Tensor]:
+    """``∇f`` of the loss on ``(x, y)`` at ``weights`` (every parameter), in eval mode."""
+    leaves = {n: w.detach().requires_grad_(True) for n, w in weights.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            loss = loss_fn(functional_call(model, leaves, (x,)), y)
+    finally:
+        model.train(was_training)
+    return dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values())), strict=True))
 
 
 def continuous_weights(model: nn.Module, optimizer: Optimizer) -> dict[str, Tensor]:

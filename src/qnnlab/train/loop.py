@@ -3,7 +3,10 @@
 Per epoch: set the method's per-epoch hyperparameters (ASkewSGD's ``ε``), take the mini-batch steps (the learning rate
 follows the per-iteration schedule), then evaluate the continuous weights ``w`` and the
 quantized weights ``Q(w)`` on both splits, compute the diagnostics, and write them all to
-the run store in one transaction. Epoch 0 records the initialization.
+the run store in one transaction. Epoch 0 records the initialization. The mini-batch losses
+are kept in a tensor during the epoch and read once with the epoch's metrics (no per-step
+host sync); the weight histogram is taken once per epoch. Trackers named in ``cfg.track``
+(optional extras, imported only then) get every epoch's metrics too.
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ from qnnlab.nn.models import build_model, constrained_names, param_groups
 from qnnlab.quant.grids import get_grid
 from qnnlab.schedules import lr_scheduler
 from qnnlab.store import RunStore
-from qnnlab.train.diagnostics import weight_diagnostics
+from qnnlab.train.diagnostics import (
+    histogram_edges,
+    model_stationarity,
+    optimizer_diagnostics,
+    weight_diagnostics,
+    weight_histogram,
+)
 from qnnlab.train.enumerate import MAX_ENUM_DIM, binary_minimum, logistic_losses
 from qnnlab.train.evaluate import continuous_weights, evaluate, loss_fn, quantized_weights
 
@@ -77,20 +86,33 @@ def _epoch_metrics(
     names: list[str],
     cfg: RunConfig,
     scheduled: dict[str, Any],
-) -> dict[str, float]:
+    batch_loss: Tensor,
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """The epoch's scalar metrics and its series (see :mod:`qnnlab.store`)."""
     grid = get_grid(cfg.bits)
+    eps = scheduled.get("eps")
     w = continuous_weights(model, optimizer)
     q = quantized_weights(w, names, grid)
     out: dict[str, Tensor] = {}
     for prefix, weights in (("", w), ("q_", q)):
         for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
             out[f"{prefix}{split}_loss"], out[f"{prefix}{split}_acc"] = evaluate(model, weights, x, y)
-    out.update(weight_diagnostics([w[n] for n in names], grid, scheduled.get("eps")))
+    out["q_loss_gap"] = out["q_train_loss"] - out["train_loss"]
+    flat = torch.cat([w[n].reshape(-1) for n in names])
+    out.update(weight_diagnostics([flat], grid, eps))
+    out["stationarity"] = model_stationarity(model, w, names, grid, eps, data.x_train, data.y_train)
+    extra = optimizer_diagnostics(model, optimizer, data.x_train, data.y_train)
+    if clash := sorted(extra.keys() & out.keys()):
+        raise ValueError(f"optimizer diagnostics {clash} clash with built-in metrics; rename them")
+    out.update(extra)
+    edges = histogram_edges(grid)
+    hist = weight_histogram(flat, edges)
     # .tolist() syncs with the device: once per epoch
     values = dict(zip(out, torch.stack(list(out.values())).tolist(), strict=True))
     values["lr"] = optimizer.param_groups[0]["lr"]
     values.update({k: float(v) for k, v in scheduled.items()})
-    return values
+    series = {"batch_loss": batch_loss.tolist(), "weight_hist": hist.tolist(), "weight_hist_edges": edges.tolist()}
+    return values, series
 
 
 def build_run_model(cfg: RunConfig, n_features: int) -> torch.nn.Module:
@@ -116,33 +138,42 @@ def fit(
     optimizer = build_optimizer(cfg.method, param_groups(model))
     scheduler = lr_scheduler(optimizer, cfg.lr_schedule())
     run_id = store.start_run(cfg.model_dump(), comparison=comparison, versions=versions()) if store else None
+    tracker = None
 
-    def record(epoch: int, scheduled: dict[str, Any]) -> dict[str, float]:
-        metrics = _epoch_metrics(model, optimizer, data, names, cfg, scheduled)
+    def record(epoch: int, scheduled: dict[str, Any], batch_loss: Tensor) -> dict[str, float]:
+        metrics, series = _epoch_metrics(model, optimizer, data, names, cfg, scheduled, batch_loss)
         if store is not None:
-            store.log_epoch(run_id, epoch, metrics)
+            store.log_epoch(run_id, epoch, metrics, series)
+        if tracker is not None:
+            tracker.log(epoch, metrics)
         if on_epoch is not None:
             on_epoch(epoch, metrics)
         return metrics
 
     start = time.perf_counter()
     try:
-        history = [record(0, cfg.method.epoch_values(0))]
+        tracker = _open_tracker(cfg, store, comparison, run_id)
+        history = [record(0, cfg.method.epoch_values(0), torch.empty(0))]
         n = data.x_train.shape[0]
         for epoch in range(1, cfg.epochs + 1):
             scheduled = cfg.method.epoch_values(epoch - 1)
             for group in optimizer.param_groups:
                 if group.get("constrained", True):
                     group.update(scheduled)
-            for idx in torch.randperm(n, generator=order).split(cfg.batch_size):
+            batch_loss = torch.empty(cfg.steps_per_epoch(), device=data.x_train.device)
+            for k, idx in enumerate(torch.randperm(n, generator=order).split(cfg.batch_size)):
                 optimizer.zero_grad(set_to_none=True)
-                loss_fn(model(data.x_train[idx]), data.y_train[idx]).backward()
+                loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
+                loss.backward()
+                batch_loss[k] = loss.detach()  # a device-side copy, no sync
                 optimizer.step()
                 scheduler.step()
-            history.append(record(epoch, scheduled))
+            history.append(record(epoch, scheduled, batch_loss))
     except BaseException:
         if store is not None:
             store.finish_run(run_id, {}, status="failed")
+        if tracker is not None:
+            tracker.close({}, failed=True)
         raise
     wall = time.perf_counter() - start
 
@@ -151,7 +182,20 @@ def fit(
     if store is not None:
         store.finish_run(run_id, summary)
         _save_checkpoint(store.dir / "checkpoints" / f"run-{run_id}.pt", cfg, model, optimizer, final)
+    if tracker is not None:
+        tracker.close(summary)
     return RunResult(cfg.label, cfg, summary, history, run_id, final)
+
+
+def _open_tracker(cfg: RunConfig, store: RunStore | None, comparison: str, run_id: int | None):
+    """The trackers of ``cfg.track`` (imported only when asked for), writing under the store's folder."""
+    if not cfg.track:
+        return None
+    if store is None:
+        raise ValueError(f"track = {list(cfg.track)} needs a results folder: pass store=RunStore(DIR) to fit")
+    from qnnlab.tracking import open_trackers
+
+    return open_trackers(cfg.track, store.dir, cfg, comparison=comparison, run_id=run_id)
 
 
 def _summary(
