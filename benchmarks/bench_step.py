@@ -34,7 +34,7 @@ from torch.utils.benchmark import Timer
 
 import qnnlab
 from qnnlab.nn.models import param_groups
-from qnnlab.optim import SGD, ASkewSGD, BinaryConnect
+from qnnlab.optim import SGD, STE, AdaSTE, ASkewSGD, BinaryConnect, ConstrainedGD, PrimalDual, ProxQuant
 
 LR = 0.01
 REFERENCE = "torch.optim.SGD(foreach=True)"
@@ -51,6 +51,12 @@ OPTIMIZERS: list[tuple[str, Factory]] = [
         'ASkewSGD(eps=0.1, alpha=1, base="adam")',
         lambda m: ASkewSGD(param_groups(m), lr=LR, eps=0.1, alpha=1.0, base="adam"),
     ),
+    ("ConstrainedGD(closed form, eps=0.1)", lambda m: ConstrainedGD(param_groups(m), lr=LR, eps=0.1)),
+    ("PrimalDual(eps=0.1)", lambda m: PrimalDual(param_groups(m), lr=LR, eps=0.1)),
+    ("STE(clip=True)", lambda m: STE(param_groups(m), lr=LR, clip=True)),
+    ("ProxQuant(bits=1, Adam)", lambda m: ProxQuant(param_groups(m), lr=LR, bits=1, lam=1.0)),
+    ("ProxQuant(bits=2, Adam)", lambda m: ProxQuant(param_groups(m), lr=LR, bits=2, lam=1.0)),
+    ("AdaSTE", lambda m: AdaSTE(param_groups(m), lr=LR)),
 ]
 
 

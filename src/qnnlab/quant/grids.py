@@ -19,7 +19,8 @@ __all__ = ["BinaryGrid", "Grid", "KBitGrid", "get_grid", "sign", "uniform_round"
 
 def sign(w: Tensor) -> Tensor:
     """``sign`` that never returns 0: ``sign(0) = +1``, as in BinaryConnect."""
-    return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+    # sign + (w == 0) rather than a scalar torch.where: several times faster on CPU (make bench)
+    return torch.sign(w).add_(w == 0)
 
 
 def uniform_round(w: Tensor, step: float | Tensor, lo: int, hi: int) -> Tensor:
