@@ -305,7 +305,7 @@ def format_validation_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         loc = list(e["loc"])
-        if len(loc) > 2 and loc[0] in _TAGGED:
+        if len(loc) >= 2 and loc[0] in _TAGGED:
             del loc[1]  # the union tag pydantic puts in the path ("method.sgd.lr" -> "method.lr")
         loc = ".".join(str(x) for x in loc) or "config"
         msg = e["msg"].removeprefix("Value error, ")
