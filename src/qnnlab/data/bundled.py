@@ -25,8 +25,8 @@ def digits(cfg) -> Dataset:
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = _split((x / 16.0).astype(np.float32), y.astype(np.int64), cfg.n_test, cfg.seed)
-    x_tr, x_te, y_tr, y_te = map(torch.from_numpy, (x_tr, x_te, y_tr, y_te))
+    features = (x / 16.0).astype(np.float32)
+    x_tr, x_te, y_tr, y_te = map(torch.from_numpy, _split(features, y.astype(np.int64), cfg.n_test, cfg.seed))
     return Dataset(x_tr, y_tr, x_te, y_te, n_outputs=10)
 
 
