@@ -108,3 +108,5 @@ def test_tables_keep_the_columns_some_row_has_and_add_published_numbers() -> Non
     assert cells[0][-1].startswith("acc % 88.0 ± 0.7 (ASkewSGD 2-moons notebook") and cells[1][-1] == "—"
     assert "published" not in markdown_table(rows, "digits")
     assert markdown_table(rows, "two-moons").count("\n") == 2 + 2
+    grid = aggregate([_result("askewsgd", 0.8, near_grid=1.0)])
+    assert "| \\|w − Q(w)\\| ≤ 0.05 % |" in markdown_table(grid)  # pipes in a header stay inside their cell

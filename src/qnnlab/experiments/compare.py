@@ -90,9 +90,11 @@ def table_cells(rows: Sequence[Row], preset: str = "") -> tuple[list[str], list[
 
 def markdown_table(rows: Sequence[Row], preset: str = "") -> str:
     header, cells = table_cells(rows, preset)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(line) + " |" for line in cells]
-    return "\n".join(lines) + "\n"
+
+    def line(values: list[str]) -> str:
+        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"  # "|w − Q(w)|" stays one cell
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, cells)]) + "\n"
 
 
 def write_atomic(path: Path, text: str) -> None:
