@@ -34,6 +34,10 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars"
 TrackOpt = Annotated[
     list[str] | None, typer.Option("--track", help="also log every run to: tensorboard, wandb (repeatable)")
 ]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:N or mps (default: cpu)")]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="folder with the data set's files (default: $QNNLAB_DATA/<folder>)")
+]
 
 
 def _fail(message: str) -> None:
@@ -84,16 +88,16 @@ def _epoch_bars(progress: Progress | None, configs: Sequence[RunConfig]) -> Call
     return on_run
 
 
-def _print_table(rows, title: str) -> None:
-    from qnnlab.experiments.compare import COLUMNS, format_cell
+def _print_table(rows, title: str, preset: str) -> None:
+    from qnnlab.experiments.compare import table_cells
 
+    header, cells = table_cells(rows, preset)
     table = Table(title=title)
-    table.add_column("method")
-    table.add_column("seeds", justify="right")
-    for _, header, _, _ in COLUMNS:
-        table.add_column(header, justify="right")
-    for row in rows:
-        table.add_row(row.label, str(row.n), *(format_cell(row, k, s, d) for k, _, s, d in COLUMNS))
+    table.add_column(header[0], no_wrap=True)
+    for h in header[1:]:
+        table.add_column(h, justify="right")
+    for line in cells:
+        table.add_row(*map(escape, line))  # sources carry "[code]" tags, not rich markup
     console.print(table)
 
 
@@ -116,17 +120,39 @@ def _with_trackers(configs: list[RunConfig], track: list[str] | None) -> list[Ru
 
 
 def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool, track: list[str] | None = None) -> None:
+    from qnnlab.data import DataError
     from qnnlab.experiments.compare import aggregate, compare, markdown_table, write_atomic
 
     configs = _with_trackers(configs, track)
     progress = _progress(quiet)
-    with progress or nullcontext():
-        out = compare(configs, results, name, on_run=_epoch_bars(progress, configs))
+    try:
+        with progress or nullcontext():
+            out = compare(configs, results, name, on_run=_epoch_bars(progress, configs))
+    except DataError as err:
+        _fail(str(err))
     rows = aggregate(out)
-    _print_table(rows, f"{name}: weights judged after quantization, mean ± std over seeds")
-    write_atomic(results / f"{name}.md", markdown_table(rows))
+    _print_table(rows, f"{name}: weights judged after quantization, mean ± std over seeds", name)
+    write_atomic(results / f"{name}.md", markdown_table(rows, name))
     if not quiet:
         console.print(f"runs and per-epoch metrics: {results / 'qnnlab.sqlite'}; table: {results / (name + '.md')}")
+
+
+def _override(configs: list[RunConfig], device: str | None, data_dir: Path | None) -> list[RunConfig]:
+    """The configs with ``--device`` and ``--data-dir`` applied (validated again)."""
+    if device is not None and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: this torch build sees no CUDA device")
+    out = []
+    for cfg in configs:
+        changes: dict = {} if device is None else {"device": device}
+        if data_dir is not None:
+            if "data_dir" not in type(cfg.data).model_fields:
+                raise ConfigError(f"--data-dir: data set {cfg.data.name!r} reads no files")
+            changes["data"] = {**cfg.data.model_dump(), "data_dir": str(data_dir)}
+        out.append(cfg.with_(**changes) if changes else cfg)
+    return out
 
 
 @app.command()
@@ -135,13 +161,15 @@ def run(
     results: ResultsOpt = Path("results"),
     quiet: QuietOpt = False,
     track: TrackOpt = None,
+    device: DeviceOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Train one run described by a TOML config."""
     try:
-        cfg = load_config(config)
+        cfgs = _override([load_config(config)], device, data_dir)
     except ConfigError as err:
         _fail(str(err))
-    _train([cfg], results, config.stem, quiet, track)
+    _train(cfgs, results, config.stem, quiet, track)
 
 
 @app.command()
@@ -151,12 +179,14 @@ def compare(
     results: ResultsOpt = Path("results"),
     quiet: QuietOpt = False,
     track: TrackOpt = None,
+    device: DeviceOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Train every method of a preset over several seeds and print the comparison table."""
     from qnnlab.experiments.presets import preset_runs
 
     try:
-        configs = preset_runs(preset, seeds)
+        configs = _override(preset_runs(preset, seeds), device, data_dir)
     except (KeyError, ConfigError) as err:
         _fail(str(err).strip("'\""))
     _train(configs, results, preset, quiet, track)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["Schedule", "annealed_eps", "constant", "inverse_power", "lr_scheduler", "step_decay"]
+__all__ = ["Schedule", "annealed_eps", "constant", "exponential", "inverse_power", "lr_scheduler", "step_decay"]
 
 Schedule = Callable[[int], float]
 
@@ -47,6 +47,18 @@ def inverse_power(init: float, tau: float, power: float) -> Schedule:
     _check("tau", tau)
     _check("power", power, strict=False)
     return lambda k: init / (1 + k / tau) ** power
+
+
+def exponential(init: float, final: float, total: int) -> Schedule:
+    """``γ_k = γ₀ · (γ_end/γ₀)^{min(k, K)/K}``: geometric decay from ``γ₀`` to ``γ_end`` over ``K`` iterations.
+
+    BinaryConnect's schedule (Courbariaux, Bengio & David, NeurIPS 2015, arXiv:1511.00363), there applied per epoch.
+    """
+    _check("init", init)
+    _check("final", final)
+    _check("total", total)
+    ratio = final / init
+    return lambda k: init * ratio ** (min(k, total) / total)
 
 
 def annealed_eps(init: float, hold: int, decay: float, floor: float = 0.0) -> Schedule:

@@ -15,7 +15,7 @@ def _train_run(results: Path, **changes) -> RunResult:
             "epochs": 3,
             "batch_size": 50,
             "data": {"name": "logistic", "n_train": 200, "n_test": 100},
-            "model": {"bias": True},
+            "model": {"name": "linear", "bias": True},
             "method": {"name": "binaryconnect", "lr": 0.1},
         }
         | changes

@@ -91,7 +91,7 @@ def test_a_well_framed_but_malformed_payload(tmp_path: Path) -> None:
 
 
 def test_a_quantized_tensor_without_its_scale(tmp_path: Path) -> None:
-    meta = {"config": None, "n_features": None, "input_shape": None}
+    meta = {"config": None, "n_outputs": None, "input_shape": None}
     meta["quantized"] = {"w": {"bits": 1, "shape": [1, 8], "dtype": "float32", "scale": "fixed"}}
     write_container(tmp_path / "x.qnn", {"packed:w": torch.zeros(1, 1, dtype=torch.uint8)}, meta)
     with pytest.raises(PackedFileError, match="malformed contents: tensor 'w': 'scale:w'"):

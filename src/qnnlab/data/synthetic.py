@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from qnnlab.data import Dataset
 
-__all__ = ["logistic_toy"]
+__all__ = ["logistic_toy", "two_moons"]
 
 
 def logistic_toy(
@@ -24,3 +25,21 @@ def logistic_toy(
     w_star = w_scale * torch.where(torch.rand(d, generator=gen) >= 0.5, 1.0, -1.0)
     y = torch.bernoulli(torch.sigmoid(x @ w_star), generator=gen)
     return Dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:], {"w_star": w_star})
+
+
+def two_moons(n_train: int = 2000, n_test: int = 200, *, noise: float = 0.1, seed: int = 0) -> Dataset:
+    """ASkewSGD's non-convex toy (§1.4b of the reference notes): two interleaved half circles.
+
+    Both splits come from scikit-learn's ``make_moons`` with Gaussian noise of std ``noise``,
+    drawn one after the other from one ``RandomState(seed)`` (the authors' notebook seeded
+    both with 0, so its test points shared the training noise); features are standardized
+    with the training mean and std. Labels are float ``{0, 1}``.
+    """
+    from sklearn.datasets import make_moons
+
+    rng = np.random.RandomState(seed)
+    x_tr, y_tr = make_moons(n_train, noise=noise, random_state=rng)
+    x_te, y_te = make_moons(n_test, noise=noise, random_state=rng)
+    mean, std = x_tr.mean(0), x_tr.std(0)
+    x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
+    return Dataset(*(torch.tensor(a, dtype=torch.float32) for a in (x_tr, y_tr, x_te, y_te)))

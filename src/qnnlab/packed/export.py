@@ -80,7 +80,7 @@ def export_model(
     out: str | Path,
     *,
     config: Mapping[str, Any] | None = None,
-    n_features: int | None = None,
+    n_outputs: int | None = None,
     input_shape: tuple[int, ...] | None = None,
 ) -> int:
     """Write ``model`` with the tensors named in ``quant`` packed on their grids; returns the file size.
@@ -89,10 +89,11 @@ def export_model(
         model: any module; every state-dict entry not in ``quant`` is stored as is.
         quant: ``{state-dict name: bits or QuantSpec}``; a bare ``bits`` means scale 1.
         out: the ``.qnn`` file to write.
-        config: the run config that rebuilds ``model`` (``build_model(config.model, n_features)``);
+        config: the run config that rebuilds ``model`` (``build_model(config.model, input_shape, n_outputs)``);
             without it, :func:`load_packed` needs a module of the same architecture.
-        n_features: the input size the model is built for (with ``config``).
-        input_shape: one sample's shape, for the multiply-accumulate counts of ``qnnlab summary``.
+        n_outputs: the model's output size (with ``config``).
+        input_shape: one sample's shape: to rebuild the model, and for the multiply-accumulate
+            counts of ``qnnlab summary``.
     """
     specs, quantized, floats = _quantize_state(model.state_dict(), quant)
     tensors = {f"float:{n}": t for n, t in floats.items()}
@@ -103,7 +104,7 @@ def export_model(
         "format_version": FORMAT_VERSION,
         "qnnlab_version": qnnlab.__version__,
         "config": dict(config) if config is not None else None,
-        "n_features": n_features,
+        "n_outputs": n_outputs,
         "input_shape": list(input_shape) if input_shape is not None else None,
         "quantized": {
             n: {
@@ -126,7 +127,7 @@ class PackedModel:
     specs: dict[str, QuantSpec]
     floats: dict[str, Tensor]
     config: dict[str, Any] | None
-    n_features: int | None
+    n_outputs: int | None
     input_shape: tuple[int, ...] | None
     file_bytes: int
 
@@ -158,11 +159,11 @@ def read_packed(path: str | Path) -> PackedModel:
                 raise ValueError(f"tensor {name!r}: {err}") from None
         floats = {k.removeprefix("float:"): t for k, t in tensors.items() if k.startswith("float:")}
         shape = meta["input_shape"]
-        config, n_features = meta["config"], meta["n_features"]
+        config, n_outputs = meta["config"], meta["n_outputs"]
     except (KeyError, ValueError, TypeError, AttributeError) as err:
         raise PackedFileError(f"{path}: malformed contents: {err}") from None
     input_shape = tuple(shape) if shape is not None else None
-    return PackedModel(quantized, specs, floats, config, n_features, input_shape, Path(path).stat().st_size)
+    return PackedModel(quantized, specs, floats, config, n_outputs, input_shape, Path(path).stat().st_size)
 
 
 def load_packed(path: str | Path, model: nn.Module | None = None) -> nn.Module:
@@ -175,11 +176,11 @@ def load_packed(path: str | Path, model: nn.Module | None = None) -> nn.Module:
 
     packed = read_packed(path)
     if model is None:
-        if packed.config is None or packed.n_features is None:
+        if packed.config is None or packed.n_outputs is None or packed.input_shape is None:
             raise PackedFileError(
                 f"{path}: holds no run config to rebuild the model from; pass model= a module of the same architecture"
             )
-        model = build_run_model(validate_config(packed.config), packed.n_features)
+        model = build_run_model(validate_config(packed.config), packed.input_shape, packed.n_outputs)
     model.load_state_dict(packed.state_dict())
     return model.eval()
 
@@ -205,7 +206,8 @@ class RunModel:
     model: nn.Module
     quant: dict[str, QuantSpec]
     config: dict[str, Any]
-    n_features: int
+    input_shape: tuple[int, ...]
+    n_outputs: int
     checkpoint: Path
 
 
@@ -228,14 +230,14 @@ def load_run(run: str | Path) -> RunModel:
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     state = {**ckpt["model"], **ckpt["continuous"]}
-    n_features = get_dataset(cfg.data).n_features
-    model = build_run_model(cfg, n_features)
+    data = get_dataset(cfg.data)
+    model = build_run_model(cfg, data.input_shape, data.n_outputs)
     model.load_state_dict(state)
-    quant = {n: QuantSpec(cfg.bits) for n in constrained_names(model)}
-    return RunModel(model, quant, cfg.model_dump(), n_features, path)
+    quant = {n: QuantSpec(cfg.bits) for n in constrained_names(model, cfg.model.keep_fp)}
+    return RunModel(model, quant, cfg.model_dump(), tuple(data.input_shape), data.n_outputs, path)
 
 
 def export_run(run: str | Path, out: str | Path) -> int:
     """Export a trained run's ``Q(w)`` to ``out``; returns the file size."""
     r = load_run(run)
-    return export_model(r.model, r.quant, out, config=r.config, n_features=r.n_features, input_shape=(r.n_features,))
+    return export_model(r.model, r.quant, out, config=r.config, n_outputs=r.n_outputs, input_shape=r.input_shape)

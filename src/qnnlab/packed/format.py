@@ -15,7 +15,7 @@ The payload's tensors are named ``packed:NAME`` (uint8, the codes of quantized t
 one key, ``qnnlab``, a JSON object::
 
     {"format_version": 1, "qnnlab_version": "0.1.0",
-     "config": {...the run config...} | null, "n_features": 10 | null, "input_shape": [10] | null,
+     "config": {...the run config...} | null, "n_outputs": 1 | null, "input_shape": [10] | null,
      "quantized": {"NAME": {"bits": 1, "shape": [1, 10], "dtype": "float32", "scale": "fixed"}}}
 
 The safetensors container (https://huggingface.co/docs/safetensors) is a simple, documented

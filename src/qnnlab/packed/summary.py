@@ -177,4 +177,4 @@ def summary_of(target: str | Path) -> ModelSummary:
             )
         return summarize(load_packed(target), packed.specs, packed.input_shape, file_bytes=packed.file_bytes)
     run = load_run(target)
-    return summarize(run.model, run.quant, (run.n_features,))
+    return summarize(run.model, run.quant, run.input_shape)

@@ -1,18 +1,23 @@
 """The certified binary optimum ``min_{w ∈ {±1}^d} f(w)``, by exhaustive enumeration.
 
-All ``2^d`` sign vectors are scored in chunks of matrix products (no loop over vectors),
-in float64 so that the ranking is exact to well below any reported gap.
+All ``2^d`` sign vectors are scored in chunks (no loop over vectors): matrix products for
+the logistic model, :func:`torch.vmap` over :func:`torch.func.functional_call` for any small
+network, in float64 so that the ranking is exact to well below any reported gap.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+from torch.func import functional_call, replace_all_batch_norm_modules_
 
-__all__ = ["MAX_ENUM_DIM", "binary_minimum", "logistic_losses"]
+from qnnlab.train.evaluate import loss_fn
+
+__all__ = ["MAX_ENUM_DIM", "binary_minimum", "logistic_losses", "model_losses"]
 
 MAX_ENUM_DIM = 20
 
@@ -45,3 +50,26 @@ def logistic_losses(x: Tensor, y: Tensor) -> Callable[[Tensor], Tensor]:
         return (F.softplus(o) - y64[:, None] * o).mean(0)
 
     return losses
+
+
+def model_losses(model: nn.Module, x: Tensor, y: Tensor) -> Callable[[Tensor], Tensor]:
+    """``W ↦ loss(model with parameters w)`` on ``(x, y)`` for each row ``w`` of ``W``.
+
+    A row is every parameter flattened and concatenated in ``named_parameters`` order. The
+    model is a float64 copy in training mode whose batch norms keep no running statistics,
+    so they normalize with the statistics of the whole of ``x``: the loss is a function of
+    the weights alone.
+    """
+    net = copy.deepcopy(model).to(device=x.device, dtype=torch.float64).train()
+    replace_all_batch_norm_modules_(net)
+    names, shapes = zip(*((n, p.shape) for n, p in net.named_parameters()), strict=True)
+    sizes = [s.numel() for s in shapes]
+    x64 = x.to(torch.float64)
+    y64 = y.to(torch.float64) if y.is_floating_point() else y
+
+    def loss(w: Tensor) -> Tensor:
+        params = {n: t.view(s) for n, t, s in zip(names, w.split(sizes), shapes, strict=True)}
+        return loss_fn(functional_call(net, params, (x64,)), y64)
+
+    batched = torch.vmap(loss)
+    return lambda w: batched(w.to(torch.float64))

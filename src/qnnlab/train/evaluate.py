@@ -7,6 +7,8 @@ mutates the model. Binary tasks (one logit) use the mean logistic loss and label
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -15,7 +17,15 @@ from torch.optim import Optimizer
 
 from qnnlab.quant.grids import Grid
 
-__all__ = ["accuracy", "continuous_weights", "evaluate", "loss_fn", "loss_gradient", "quantized_weights"]
+__all__ = [
+    "accuracy",
+    "continuous_weights",
+    "evaluate",
+    "evaluate_batches",
+    "loss_fn",
+    "loss_gradient",
+    "quantized_weights",
+]
 
 
 def loss_fn(logits: Tensor, y: Tensor) -> Tensor:
@@ -32,16 +42,28 @@ def accuracy(logits: Tensor, y: Tensor) -> Tensor:
     return (logits.argmax(-1) == y).float().mean()
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """``(loss, accuracy)`` of ``model`` on ``(x, y)`` with ``weights`` swapped in, in eval mode."""
+    return evaluate_batches(model, weights, [(x, y)])
+
+
+@torch.no_grad()
+def evaluate_batches(
+    model: nn.Module, weights: dict[str, Tensor], batches: Iterable[tuple[Tensor, Tensor]]
+) -> tuple[Tensor, Tensor]:
+    """``(mean loss, accuracy)`` over all examples of ``batches``, as 0-d tensors (no host sync)."""
     was_training = model.training
     model.eval()
+    total_loss = total_correct = count = 0
     try:
-        logits = functional_call(model, weights, (x,))
+        for x, y in batches:
+            logits = functional_call(model, weights, (x,))
+            total_loss = total_loss + loss_fn(logits, y) * len(y)
+            total_correct = total_correct + accuracy(logits, y) * len(y)
+            count += len(y)
     finally:
         model.train(was_training)
-    return loss_fn(logits, y), accuracy(logits, y)
+    return total_loss / count, total_correct / count
 
 
 def loss_gradient(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Tensor) -> dict[str, Tensor]:

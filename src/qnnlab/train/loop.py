@@ -6,7 +6,8 @@ quantized weights ``Q(w)`` on both splits, compute the diagnostics, and write th
 the run store in one transaction. Epoch 0 records the initialization. The mini-batch losses
 are kept in a tensor during the epoch and read once with the epoch's metrics (no per-step
 host sync); the weight histogram is taken once per epoch. Trackers named in ``cfg.track``
-(optional extras, imported only then) get every epoch's metrics too.
+(optional extras, imported only then) get every epoch's metrics too. Data and model live
+on ``cfg.device``; the seed fixes initialization, data order, augmentation and sampling.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +27,7 @@ from torch import Tensor
 import qnnlab
 from qnnlab.config import RunConfig
 from qnnlab.data import Dataset, get_dataset
+from qnnlab.data.imagefolder import ImageFolderData
 from qnnlab.methods import METHODS, build_optimizer
 from qnnlab.nn.models import build_model, constrained_names, param_groups
 from qnnlab.quant.grids import get_grid
@@ -37,8 +40,11 @@ from qnnlab.train.diagnostics import (
     weight_diagnostics,
     weight_histogram,
 )
-from qnnlab.train.enumerate import MAX_ENUM_DIM, binary_minimum, logistic_losses
-from qnnlab.train.evaluate import continuous_weights, evaluate, loss_fn, quantized_weights
+from qnnlab.train.enumerate import MAX_ENUM_DIM, binary_minimum, model_losses
+from qnnlab.train.evaluate import continuous_weights, evaluate_batches, loss_fn, quantized_weights
+
+# examples whose full-batch gradient feeds the stationarity diagnostics (a fixed subset beyond)
+DIAGNOSTIC_EXAMPLES = 10_000
 
 __all__ = ["RunResult", "binary_optimum", "build_run_model", "fit", "versions"]
 
@@ -61,22 +67,42 @@ def versions() -> dict[str, str]:
     }
 
 
-@lru_cache(maxsize=8)
-def _dataset(data_cfg) -> Dataset:
+@lru_cache(maxsize=4)
+def load_dataset(data_cfg) -> Dataset | ImageFolderData:
+    """:func:`qnnlab.data.get_dataset`, cached (on the CPU) across the runs of a comparison."""
     return get_dataset(data_cfg)
 
 
+def _enumerable(model: torch.nn.Module, names: list[str], cfg: RunConfig, data) -> bool:
+    """Every parameter is binary and there are few of them: the optimum can be certified by enumeration."""
+    params = dict(model.named_parameters())
+    return (
+        cfg.bits == 1
+        and isinstance(data, Dataset)
+        and data.pixels is None
+        and len(names) == len(params)
+        and sum(p.numel() for p in params.values()) <= MAX_ENUM_DIM
+    )
+
+
 def binary_optimum(cfg: RunConfig, data: Dataset) -> float | None:
-    """``min f`` over binary weights when it can be certified by enumeration, else ``None``."""
-    if cfg.model.name != "linear" or cfg.model.bias or cfg.bits != 1 or data.n_features > MAX_ENUM_DIM:
+    """``min f`` over binary weights when it can be certified by enumeration, else ``None``.
+
+    ``f`` is the training loss of the model with every parameter on ``{±1}`` and batch norms
+    normalizing with full-training-set statistics (see :func:`qnnlab.train.enumerate.model_losses`).
+    """
+    model = build_model(cfg.model, data.input_shape, data.n_outputs)
+    if not _enumerable(model, constrained_names(model, cfg.model.keep_fp), cfg, data):
         return None
-    return _logistic_optimum(cfg.data)
+    return _binary_optimum(cfg.data, cfg.model)
 
 
 @lru_cache(maxsize=8)
-def _logistic_optimum(data_cfg) -> float:
-    data = _dataset(data_cfg)
-    return binary_minimum(logistic_losses(data.x_train, data.y_train), data.n_features)[0]
+def _binary_optimum(data_cfg, model_cfg) -> float:
+    data = load_dataset(data_cfg)
+    model = build_model(model_cfg, data.input_shape, data.n_outputs)
+    n = sum(p.numel() for p in model.parameters())
+    return binary_minimum(model_losses(model, data.x_train, data.y_train), n)[0]
 
 
 def _epoch_metrics(
@@ -95,17 +121,20 @@ def _epoch_metrics(
     q = quantized_weights(w, names, grid)
     out: dict[str, Tensor] = {}
     for prefix, weights in (("", w), ("q_", q)):
-        for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-            out[f"{prefix}{split}_loss"], out[f"{prefix}{split}_acc"] = evaluate(model, weights, x, y)
+        for split in ("train", "test"):
+            batches = data.eval_batches(split, cfg.eval_batch_size, cfg.eval_train if split == "train" else None)
+            out[f"{prefix}{split}_loss"], out[f"{prefix}{split}_acc"] = evaluate_batches(model, weights, batches)
     out["q_loss_gap"] = out["q_train_loss"] - out["train_loss"]
     flat = torch.cat([w[n].reshape(-1) for n in names])
     out.update(weight_diagnostics([flat], grid, eps))
-    out["stationarity"] = model_stationarity(model, w, names, grid, eps, data.x_train, data.y_train)
-    extra = optimizer_diagnostics(model, optimizer, data.x_train, data.y_train)
+    # gradients for the stationarity measures: full batch on small sets, a fixed subset otherwise
+    x, y = next(data.eval_batches("train", DIAGNOSTIC_EXAMPLES, min(data.n_train, DIAGNOSTIC_EXAMPLES)))
+    out["stationarity"] = model_stationarity(model, w, names, grid, eps, x, y)
+    extra = optimizer_diagnostics(model, optimizer, x, y)
     if clash := sorted(extra.keys() & out.keys()):
         raise ValueError(f"optimizer diagnostics {clash} clash with built-in metrics; rename them")
     out.update(extra)
-    edges = histogram_edges(grid)
+    edges = histogram_edges(grid).to(flat.device)
     hist = weight_histogram(flat, edges)
     # .tolist() syncs with the device: once per epoch
     values = dict(zip(out, torch.stack(list(out.values())).tolist(), strict=True))
@@ -115,9 +144,9 @@ def _epoch_metrics(
     return values, series
 
 
-def build_run_model(cfg: RunConfig, n_features: int) -> torch.nn.Module:
+def build_run_model(cfg: RunConfig, input_shape: int | Sequence[int], n_outputs: int = 1) -> torch.nn.Module:
     """The model a run trains: :func:`build_model`, then the method's ``prepare_model`` hook."""
-    model = build_model(cfg.model, n_features)
+    model = build_model(cfg.model, input_shape, n_outputs)
     info = METHODS.get(cfg.method.name)
     return model if info.prepare_model is None else info.prepare_model(model, cfg.method)
 
@@ -130,13 +159,13 @@ def fit(
     on_epoch=None,
 ) -> RunResult:
     """Train one run; record every epoch in ``store`` (when given) and return the summary."""
-    data = _dataset(cfg.data)
+    data = load_dataset(cfg.data).to(cfg.device)
     torch.manual_seed(cfg.seed)
     order = torch.Generator().manual_seed(cfg.seed)
-    model = build_run_model(cfg, data.n_features)
-    names = constrained_names(model)
-    optimizer = build_optimizer(cfg.method, param_groups(model))
-    scheduler = lr_scheduler(optimizer, cfg.lr_schedule())
+    model = build_run_model(cfg, data.input_shape, data.n_outputs).to(cfg.device)
+    names = constrained_names(model, cfg.model.keep_fp)
+    optimizer = build_optimizer(cfg.method, param_groups(model, cfg.model.keep_fp))
+    scheduler = lr_scheduler(optimizer, cfg.lr_schedule(data.n_train))
     run_id = store.start_run(cfg.model_dump(), comparison=comparison, versions=versions()) if store else None
     tracker = None
 
@@ -154,16 +183,16 @@ def fit(
     try:
         tracker = _open_tracker(cfg, store, comparison, run_id)
         history = [record(0, cfg.method.epoch_values(0), torch.empty(0))]
-        n = data.x_train.shape[0]
+        steps = -(-data.n_train // cfg.batch_size)
         for epoch in range(1, cfg.epochs + 1):
             scheduled = cfg.method.epoch_values(epoch - 1)
             for group in optimizer.param_groups:
                 if group.get("constrained", True):
                     group.update(scheduled)
-            batch_loss = torch.empty(cfg.steps_per_epoch(), device=data.x_train.device)
-            for k, idx in enumerate(torch.randperm(n, generator=order).split(cfg.batch_size)):
+            batch_loss = torch.empty(steps, device=cfg.device)
+            for k, (x, y) in enumerate(data.train_batches(cfg.batch_size, order)):
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
+                loss = loss_fn(model(x), y)
                 loss.backward()
                 batch_loss[k] = loss.detach()  # a device-side copy, no sync
                 optimizer.step()
@@ -178,7 +207,7 @@ def fit(
     wall = time.perf_counter() - start
 
     final = continuous_weights(model, optimizer)
-    summary = _summary(cfg, data, history[-1], final, names, wall)
+    summary = _summary(cfg, data, model, history[-1], final, names, wall)
     if store is not None:
         store.finish_run(run_id, summary)
         _save_checkpoint(store.dir / "checkpoints" / f"run-{run_id}.pt", cfg, model, optimizer, final)
@@ -199,17 +228,27 @@ def _open_tracker(cfg: RunConfig, store: RunStore | None, comparison: str, run_i
 
 
 def _summary(
-    cfg: RunConfig, data: Dataset, last: dict[str, float], final: dict[str, Tensor], names: list[str], wall: float
+    cfg: RunConfig,
+    data: Dataset | ImageFolderData,
+    model: torch.nn.Module,
+    last: dict[str, float],
+    final: dict[str, Tensor],
+    names: list[str],
+    wall: float,
 ) -> dict[str, Any]:
     grid = get_grid(cfg.bits)
     summary: dict[str, Any] = {**last, "wall_time": wall}
     q = quantized_weights(final, names, grid)
     levels = grid.levels()
-    summary["on_grid"] = all(bool(torch.isin(q[n], levels).all()) for n in names)
+    summary["on_grid"] = all(bool(torch.isin(q[n], levels.to(q[n].device)).all()) for n in names)
     optimum = binary_optimum(cfg, data)
     if optimum is not None:
-        qvec = torch.cat([q[n].reshape(-1) for n in names])
-        f_q = float(logistic_losses(data.x_train, data.y_train)(qvec[None])[0])
+        # the loss of Q(w) under the same definition as the enumerated optimum
+        # scored on the plain architecture (a prepared model's STE layers do not vmap): the
+        # weights are already on the grid, so the forward is the same
+        plain = build_model(cfg.model, data.input_shape, data.n_outputs)
+        qvec = torch.cat([q[n].reshape(-1) for n, _ in plain.named_parameters()]).cpu()
+        f_q = float(model_losses(plain, data.x_train.cpu(), data.y_train.cpu())(qvec[None])[0])
         summary["binary_optimum"] = optimum
         summary["gap"] = f_q - optimum
         summary["rel_gap"] = (f_q - optimum) / abs(optimum)

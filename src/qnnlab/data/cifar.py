@@ -1,0 +1,59 @@
+"""CIFAR-10 from the standard python-pickle batches in a local folder.
+
+The folder (``cifar-10-batches-py`` of the official archive, Krizhevsky 2009) holds
+``data_batch_1`` … ``data_batch_5`` (training) and ``test_batch``: each a pickled dict with
+``b"data"``, an ``N×3072`` uint8 array (the red, green and blue 32×32 planes of each image,
+row-major), and ``b"labels"``, ``N`` ints in ``0..9``. Pickles can run code when loaded:
+only point this at files you trust.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qnnlab.data import DataError, Dataset, Pixels, data_folder, subset
+
+__all__ = ["TEST_BATCH", "TRAIN_BATCHES", "cifar10", "read_batch"]
+
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+_EXPECTED = "a pickled dict with b'data' (N×3072 uint8) and b'labels' (N ints in 0..9)"
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(images N×3×32×32 uint8, labels N int64)`` of one batch file."""
+    try:
+        with path.open("rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+    except FileNotFoundError:
+        names = ", ".join((*TRAIN_BATCHES, TEST_BATCH))
+        raise DataError(f"{path}: no such file; a CIFAR-10 folder holds {names}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
+        raise DataError(f"{path}: not a readable pickle ({err}); expected {_EXPECTED}") from None
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise DataError(f"{path}: unexpected contents; expected {_EXPECTED}")
+    data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise DataError(
+            f"{path}: data of shape {data.shape} ({data.dtype}) for {len(labels)} labels; expected {_EXPECTED}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"{path}: labels out of range [{labels.min()}, {labels.max()}]; expected 0..9")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def cifar10(cfg) -> Dataset:
+    """Both splits as ``uint8`` images, normalized per channel with training statistics; optional crop/flip."""
+    folder = data_folder(cfg.data_dir, "cifar-10-batches-py")
+    train = [read_batch(folder / name) for name in TRAIN_BATCHES]
+    x_te, y_te = read_batch(folder / TEST_BATCH)
+    x_tr, y_tr = np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train])
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x_tr, y_tr = subset(torch.from_numpy(x_tr), torch.from_numpy(y_tr), cfg.n_train, gen, "cifar10 training split")
+    x_te, y_te = subset(torch.from_numpy(x_te), torch.from_numpy(y_te), cfg.n_test, gen, "cifar10 test split")
+    pixels = Pixels.fit(x_tr, pad=4 if cfg.augment else 0, flip=cfg.augment)
+    return Dataset(x_tr, y_tr, x_te, y_te, n_outputs=10, pixels=pixels)

