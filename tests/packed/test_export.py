@@ -152,3 +152,28 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match=r"bad\.pt: not a qnnlab run checkpoint"):
         export_run(tmp_path / "bad.pt", tmp_path / "y.qnn")
+
+
+def test_a_two_moons_run_exports_and_reloads_bit_for_bit(tmp_path: Path, train_run) -> None:
+    # the reference 2→3→1 network: 9 binary weights, batch-norm running statistics kept as float32
+    run = train_run(
+        tmp_path,
+        epochs=3,
+        data={"name": "two_moons"},
+        model={"name": "moons_mlp"},
+        method={"name": "askewsgd", "lr": 0.1, "base": "adam", "eps": {"hold": 1, "decay": 0.5}},
+    )
+    out = tmp_path / "moons.qnn"
+    size = export_run(f"{tmp_path}:{run.run_id}", out)
+    packed = read_packed(out)
+    theoretical = sum(
+        -(-q.shape[-1] // 8) * (q.shape[0] if len(q.shape) > 1 else 1) + 4 for q in packed.quantized.values()
+    )
+    theoretical += sum(t.numel() * t.element_size() for t in packed.floats.values())
+    assert size == header_bytes(out) + theoretical  # rows padded to whole bytes, one float32 scale per tensor
+    model = load_packed(out)
+    data = get_dataset(run.config.data)
+    names = [n for n in run.weights if n.endswith("weight")]
+    q = quantized_weights(run.weights, names, get_grid(1))
+    reference = functional_call(model, {**dict(model.named_buffers()), **q}, (data.x_test,))
+    assert torch.equal(model(data.x_test), reference)
