@@ -82,6 +82,9 @@ def _logistic(w_scale: float) -> Preset:
             "method": {"name": "askewsgd", "lr": 2.0, "alpha": 1.0, "eps": eps},
             "schedule": {"kind": "inverse_power", "tau": 300.0, "power": 0.5},
         },
+        # the general Muehlebach–Jordan solver (autograd Jacobian + dual QP) on the same constraint
+        {"label": "constrained_gd (qp)", "method": {"name": "constrained_gd", "lr": 1.0, "solver": "qp", "eps": eps}},
+        {"label": "primal_dual", "method": {"name": "primal_dual", "lr": 1.0, "dual_lr": 1.0, "eps": eps}},
         {"label": "ste", "method": {"name": "ste", "lr": 0.1}},
         {"label": "proxquant", "method": {"name": "proxquant", "lr": 0.01, "lam": 0.01}},
         {
