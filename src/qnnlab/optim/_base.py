@@ -65,19 +65,27 @@ class QuantOptimizer(Optimizer):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        defaults: dict[str, Any],
+        method_defaults: dict[str, Any],
+        *,
+        lr: float,
+        momentum: float,
+        weight_decay: float,
+        base: str,
+        betas: tuple[float, float],
+        adam_eps: float,
     ) -> None:
-        check_positive("learning rate", defaults["lr"])
-        check_nonnegative("momentum", defaults["momentum"])
-        check_nonnegative("weight_decay", defaults["weight_decay"])
-        if defaults["base"] not in BASES:
-            raise ValueError(f"Invalid base: {defaults['base']!r}; choose from: {', '.join(BASES)}")
-        beta1, beta2 = defaults["betas"]
+        """Validate the base-step hyperparameters and register them beside the method's own."""
+        check_positive("learning rate", lr)
+        check_nonnegative("momentum", momentum)
+        check_nonnegative("weight_decay", weight_decay)
+        if base not in BASES:
+            raise ValueError(f"Invalid base: {base!r}; choose from: {', '.join(BASES)}")
+        beta1, beta2 = betas
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
-            raise ValueError(f"Invalid betas: {defaults['betas']}; each must be in [0, 1)")
-        check_positive("adam_eps", defaults["adam_eps"])
-        defaults.setdefault("constrained", True)
-        super().__init__(params, defaults)
+            raise ValueError(f"Invalid betas: {betas}; each must be in [0, 1)")
+        check_positive("adam_eps", adam_eps)
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, base=base, betas=betas, adam_eps=adam_eps)
+        super().__init__(params, {**defaults, "constrained": True, **method_defaults})
 
     # -- hooks ------------------------------------------------------------------------
     def _targets(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:

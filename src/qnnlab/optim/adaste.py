@@ -120,19 +120,16 @@ class AdaSTE(QuantOptimizer):
         check_nonnegative("beta", beta)
         check_positive("theta_init", theta_init)
         check_nonnegative("tol", tol)
-        defaults = dict(
+        super().__init__(
+            params,
+            {"alpha": alpha, "beta": beta, "theta_init": theta_init, "tol": tol},
             lr=lr,
-            alpha=alpha,
-            beta=beta,
-            theta_init=theta_init,
-            tol=tol,
             momentum=momentum,
             weight_decay=weight_decay,
             base=base,
             betas=betas,
             adam_eps=adam_eps,
         )
-        super().__init__(params, defaults)
         self._show_latent()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -65,17 +65,16 @@ class BinaryConnect(QuantOptimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
     ) -> None:
-        defaults = dict(
+        super().__init__(
+            params,
+            {"stochastic": stochastic, "glorot_scale": glorot_scale},
             lr=lr,
-            stochastic=stochastic,
-            glorot_scale=glorot_scale,
             momentum=momentum,
             weight_decay=weight_decay,
             base=base,
             betas=betas,
             adam_eps=adam_eps,
         )
-        super().__init__(params, defaults)
         with torch.no_grad():
             for group in self.param_groups:
                 if group["constrained"]:

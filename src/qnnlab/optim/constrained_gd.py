@@ -132,19 +132,16 @@ class ConstrainedGD(QuantOptimizer):
             raise ValueError(f"Invalid solver: {solver!r}; choose from: {', '.join(SOLVERS)}")
         if solver == "closed_form" and not self.constraint.separable:
             raise ValueError("Invalid solver: 'closed_form' needs a separable constraint; use 'qp' or 'auto'")
-        defaults = dict(
+        super().__init__(
+            params,
+            {"eps": eps, "alpha": alpha, "solver": solver, "box": box},
             lr=lr,
-            eps=eps,
-            alpha=alpha,
-            solver=solver,
-            box=box,
             momentum=momentum,
             weight_decay=weight_decay,
             base=base,
             betas=betas,
             adam_eps=adam_eps,
         )
-        super().__init__(params, defaults)
 
     def _direction(self, group: dict[str, Any], targets: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
         eps, alpha, con = group["eps"], group["alpha"], self.constraint

@@ -68,18 +68,16 @@ class PrimalDual(QuantOptimizer):
         check_positive("dual_lr", dual_lr)
         check_positive("eps", eps)
         check_nonnegative("init_multiplier", init_multiplier)
-        defaults = dict(
+        super().__init__(
+            params,
+            {"dual_lr": dual_lr, "eps": eps, "init_multiplier": init_multiplier},
             lr=lr,
-            dual_lr=dual_lr,
-            eps=eps,
-            init_multiplier=init_multiplier,
             momentum=momentum,
             weight_decay=weight_decay,
             base=base,
             betas=betas,
             adam_eps=adam_eps,
         )
-        super().__init__(params, defaults)
         self._last: dict[str, Tensor] = {}
 
     def _multiplier(self, p: Tensor, init: float) -> Tensor:

@@ -85,20 +85,18 @@ class ProxQuant(QuantOptimizer):
         check_nonnegative("lam", lam)
         if lam_growth not in LAM_GROWTHS:
             raise ValueError(f"Invalid lam_growth: {lam_growth!r}; choose from: {', '.join(LAM_GROWTHS)}")
-        defaults = dict(
+        # prox_steps: steps taken, for lam_growth = "iteration"; rides in state_dict
+        method = {"bits": bits, "lam": lam, "lam_growth": lam_growth, "frozen": frozen, "prox_steps": 0}
+        super().__init__(
+            params,
+            method,
             lr=lr,
-            bits=bits,
-            lam=lam,
-            lam_growth=lam_growth,
-            frozen=frozen,
             momentum=momentum,
             weight_decay=weight_decay,
             base=base,
             betas=betas,
             adam_eps=adam_eps,
-            prox_steps=0,  # steps taken, for lam_growth = "iteration"; rides in state_dict
         )
-        super().__init__(params, defaults)
 
     def lam_t(self, group: dict[str, Any]) -> float:
         """The strength ``λ_t`` the group's next step uses."""

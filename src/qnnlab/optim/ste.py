@@ -50,10 +50,16 @@ class STE(QuantOptimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
     ) -> None:
-        defaults = dict(
-            lr=lr, clip=clip, momentum=momentum, weight_decay=weight_decay, base=base, betas=betas, adam_eps=adam_eps
+        super().__init__(
+            params,
+            {"clip": clip},
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            base=base,
+            betas=betas,
+            adam_eps=adam_eps,
         )
-        super().__init__(params, defaults)
 
     def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
         if group["clip"]:
