@@ -63,7 +63,7 @@ def test_instances_are_copied_so_layers_never_share_alpha() -> None:
         ({"name": "uniform", "bits": 0}, ValueError, "Invalid bits: 0; must be an integer >= 1"),
         ({"name": "uniform", "step": 0.0}, ValueError, "Invalid step: 0.0; must be > 0"),
         ({"name": "sawb", "bits": 1}, ValueError, "Invalid bits: 1; must be an integer >= 2"),
-        ({"name": "sawb", "bits": 3}, ValueError, "no SAWB coefficients for bits=3 zero=True"),
+        ({"name": "sawb", "bits": 3, "zero": False}, ValueError, "no SAWB coefficients for bits=3 zero=False"),
         ({"name": "sawb", "signed": False, "zero": False}, ValueError, "Invalid zero: False"),
         ({"name": "pact", "alpha": 0.0}, ValueError, "Invalid alpha: 0.0; must be > 0"),
         ({"name": "pact", "alpha_decay": -1.0}, ValueError, "Invalid alpha_decay: -1.0; must be >= 0"),

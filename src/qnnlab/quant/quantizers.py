@@ -175,7 +175,7 @@ class SAWBQuantizer(Quantizer):
       as LUQ's reference code (step ``2α/(Q_p − Q_n)`` with ``Q_n = 0``), with the zero-grid coefficients.
 
     Args:
-        bits: ``k`` (2 or 4 unless ``coefficients`` is given).
+        bits: ``k`` (2..8 with a zero level, 2 or 4 without, unless ``coefficients`` is given).
         signed: symmetric grid (weights) or ``[0, 2α]`` (non-negative activations).
         zero: whether the signed grid has a zero level.
         coefficients: ``(c₁, c₂)``; default from :data:`qnnlab.quant.scales.SAWB_COEFFICIENTS`.
