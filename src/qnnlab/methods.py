@@ -90,8 +90,11 @@ class AnnealedEps(BaseStep):
 
 
 class ASkewSGDConfig(AnnealedEps):
+    """ASkewSGD; ``bits ≥ 2`` trains on the SAWB-scaled k-bit grid (``ε ≥ 1/16`` leaves its constraint inactive)."""
+
     name: Literal["askewsgd"] = "askewsgd"
     alpha: float = Field(1.0, gt=0)
+    bits: int = Field(1, ge=1, le=8, description="1: binary; 2..8: SAWB-scaled k-bit grid; equals the run's bits")
 
 
 class ConstrainedGDConfig(AnnealedEps):
@@ -219,7 +222,7 @@ METHODS.register(
         "askewsgd",
         ASkewSGD,
         ASkewSGDConfig,
-        (1,),
+        tuple(range(1, 9)),
         "Leconte, Schechtman & Moulines, AISTATS 2023 (arXiv:2211.03741)",
     ),
 )

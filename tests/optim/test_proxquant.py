@@ -10,7 +10,15 @@ from qnnlab.config import ConfigError, validate_config
 from qnnlab.methods import ProxQuantConfig
 from qnnlab.optim import ProxQuant
 from qnnlab.quant.grids import sign
-from qnnlab.quant.prox import TERNARY_DELTA, kbit_targets, prox_binary, prox_toward, quantize_targets, ternary_targets
+from qnnlab.quant.prox import (
+    TERNARY_DELTA,
+    kbit_grid,
+    prox_binary,
+    prox_grid,
+    prox_toward,
+    quantize_targets,
+    ternary_grid,
+)
 from qnnlab.train.loop import fit
 
 # -- binary prox, region by region (τ = 0.1) ----------------------------------------------
@@ -63,32 +71,40 @@ def test_adam_base_then_prox() -> None:
 
 
 def test_ternary_targets_by_hand() -> None:
-    # mean|w| = 0.55, δ = 0.385: 0.9 → 0.9 (the only one ≥ δ); −0.5, −0.7 → their mean −0.6; 0.1 → 0
-    # second tensor: mean 0.65/3, δ = 0.151667: 0.4, 0.2 → 0.3; 0.05 → 0; no negative entry
-    # third: all zero stays zero
-    a, b, c = ternary_targets(
+    # mean|w| = 0.55, δ = 0.385: 0.9, −0.5, −0.7 are kept, s = (0.9 + 0.5 + 0.7)/3 = 0.7; 0.1 → 0
+    # second tensor: mean 0.65/3, δ = 0.151667: 0.4, 0.2 kept, s = 0.3; 0.05 → 0
+    # third: all zero stays zero, with the smallest positive scale
+    (a, b, c), scales = ternary_grid(
         [torch.tensor([0.9, 0.1, -0.5, -0.7]), torch.tensor([[0.4], [0.2], [0.05]]), torch.zeros(2)]
     )
-    assert_close(a, torch.tensor([0.9, 0.0, -0.6, -0.6]))
+    assert_close(a, torch.tensor([0.7, 0.0, -0.7, -0.7]))
     assert_close(b, torch.tensor([[0.3], [0.3], [0.0]]))
-    assert_close(c, torch.zeros(2))
+    assert torch.equal(c, torch.zeros(2))
+    assert_close(scales, torch.tensor([0.7, 0.3, torch.finfo(torch.float32).tiny]))
 
 
 def test_kbit_targets_by_hand() -> None:
     # 3 bits, m = 3, s = 0.6/3 = 0.2: w/s = [3, 1.25, −1.75, 0.25, 0.5] → [3, 1, −2, 0, 1] (ties go up)
     # 4 bits, m = 7, s = 0.1: w/s = [7, 3.3, −1.2] → [7, 3, −1]
-    (a,) = kbit_targets([torch.tensor([0.6, 0.25, -0.35, 0.05, 0.1])], 3)
+    (a,), scale = kbit_grid([torch.tensor([0.6, 0.25, -0.35, 0.05, 0.1])], 3)
     assert_close(a, torch.tensor([0.6, 0.2, -0.4, 0.0, 0.2]))
-    (b,) = kbit_targets([torch.tensor([0.7, 0.33, -0.12])], 4)
+    assert_close(scale, torch.tensor([0.2]))
+    (b,), _ = kbit_grid([torch.tensor([0.7, 0.33, -0.12])], 4)
     assert_close(b, torch.tensor([0.7, 0.3, -0.1]))
-    assert_close(kbit_targets([torch.zeros(3)], 3)[0], torch.zeros(3))
+    assert_close(kbit_grid([torch.zeros(3)], 3)[0][0], torch.zeros(3))
+
+
+def test_binary_targets_have_unit_scale() -> None:
+    (q,), scale = prox_grid([torch.tensor([0.3, -0.2, 0.0])], 1)
+    assert torch.equal(q, torch.tensor([1.0, -1.0, 1.0])) and torch.equal(scale, torch.ones(1))
 
 
 def test_prox_toward_and_ternary_step_by_hand() -> None:
     # zero gradient: only the prox acts, τ = 0.5: (w + 0.5·T(w))/1.5
     assert_close(prox_toward(torch.tensor([1.0, -0.4]), torch.tensor([0.0, -1.0]), 1.0), torch.tensor([0.5, -0.7]))
+    # T(w) = [0.7, 0, −0.7, −0.7] (test_ternary_targets_by_hand)
     out = one_step([0.9, 0.1, -0.5, -0.7], [0.0] * 4, bits=2, lam=5.0)
-    assert_close(out, torch.tensor([0.9, 0.1 / 1.5, -0.8 / 1.5, -1.0 / 1.5]))
+    assert_close(out, torch.tensor([1.25 / 1.5, 0.1 / 1.5, -0.85 / 1.5, -1.05 / 1.5]))
 
 
 def test_kbit_step_by_hand() -> None:
@@ -147,7 +163,7 @@ def test_loop_writes_and_records_the_schedule() -> None:
     ("bits", "w", "frozen"),
     [
         (1, [0.3, -0.6, 0.0], [1.0, -1.0, 1.0]),
-        (2, [0.9, 0.1, -0.5, -0.7], [0.9, 0.0, -0.6, -0.6]),
+        (2, [0.9, 0.1, -0.5, -0.7], [0.7, 0.0, -0.7, -0.7]),
         (3, [0.6, 0.25, -0.35, 0.05], [0.6, 0.2, -0.4, 0.0]),
     ],
 )
@@ -229,14 +245,11 @@ def test_binary_prox_shrinks_the_distance_by_tau(ws: list[float], tau: float) ->
 
 
 def naive_ternarize(w: torch.Tensor) -> torch.Tensor:
-    """ProxQuant's ``ternarize`` written with masks on one tensor (the reference)."""
+    """The symmetric ternarization written with masks on one tensor (the reference)."""
     delta = TERNARY_DELTA * w.abs().mean()
+    kept = w.abs() >= delta
     out = torch.zeros_like(w)
-    pos, neg = w >= delta, w <= -delta
-    if pos.any():
-        out[pos] = w[pos].mean()
-    if neg.any():
-        out[neg] = w[neg].mean()
+    out[kept] = w[kept].abs().mean() * torch.sign(w[kept])
     return out
 
 
@@ -254,14 +267,16 @@ tensors = st.lists(st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_s
 @given(tensors)
 def test_ternary_targets_match_reference(ws: list[list[float]]) -> None:
     ts = [torch.tensor(w, dtype=torch.float64) for w in ws]
-    for got, t in zip(ternary_targets(ts), ts, strict=True):
+    targets, scales = ternary_grid(ts)
+    for got, t, s in zip(targets, ts, scales, strict=True):
         assert_close(got, naive_ternarize(t))
+        assert torch.isin(got, s * torch.tensor([-1.0, 0.0, 1.0], dtype=t.dtype)).all()  # on KBitGrid(2, s)
 
 
 @given(tensors, st.integers(3, 6))
 def test_kbit_targets_are_the_nearest_level(ws: list[list[float]], bits: int) -> None:
     ts = [torch.tensor(w, dtype=torch.float64) for w in ws]
-    for got, t in zip(kbit_targets(ts, bits), ts, strict=True):
+    for got, t in zip(kbit_grid(ts, bits)[0], ts, strict=True):
         if t.abs().max() > 0:
             ref = naive_nearest_level(t, bits)
             # a float tie may break either way: then both levels are nearest

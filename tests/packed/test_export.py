@@ -16,7 +16,6 @@ from qnnlab.packed import PackedBinaryLinear, PackedFileError, QuantSpec, quanti
 from qnnlab.packed.export import resolve_checkpoint
 from qnnlab.packed.format import FRAME_BYTES, read_container
 from qnnlab.quant import get_grid
-from qnnlab.train.evaluate import quantized_weights
 
 
 def mlp(*sizes: int) -> nn.Sequential:
@@ -113,8 +112,7 @@ def test_a_logistic_run_exports_and_reloads_bit_for_bit(logistic_run, tmp_path: 
 
     model = load_packed(out)  # rebuilt from the stored run config
     data = get_dataset(logistic_run.config.data)
-    names = ["weight"]
-    q = quantized_weights(logistic_run.weights, names, get_grid(logistic_run.config.bits))  # what the run was judged on
+    q = {**logistic_run.weights, **logistic_run.quantized}  # what the run was judged on
     assert not torch.equal(q["weight"], logistic_run.weights["weight"])  # the latent w is not on the grid
     assert torch.equal(model(data.x_test), functional_call(model, q, (data.x_test,)))
     assert torch.equal(dict(model.named_parameters())["weight"], q["weight"])
@@ -124,12 +122,24 @@ def test_a_logistic_run_exports_and_reloads_bit_for_bit(logistic_run, tmp_path: 
     assert (tmp_path / "again.qnn").read_bytes() == out.read_bytes()
 
 
-def test_a_kbit_run(tmp_path: Path, train_run) -> None:
-    run = train_run(tmp_path, bits=4, method={"name": "sgd", "lr": 0.5})
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"name": "sgd", "lr": 0.5},
+        {"name": "askewsgd", "bits": 4, "eps": {"init": 0.05}},
+        {"name": "proxquant", "bits": 4},
+    ],
+    ids=["sgd", "askewsgd", "proxquant"],
+)
+def test_a_kbit_run_packs_its_judged_weights_with_their_scale(tmp_path: Path, train_run, method: dict) -> None:
+    run = train_run(tmp_path, bits=4, method=method)
     export_run(f"{tmp_path}:{run.run_id}", tmp_path / "k.qnn")
     packed = read_packed(tmp_path / "k.qnn")
-    assert packed.specs == {"weight": QuantSpec(4, 1.0)}
-    assert torch.equal(packed.state_dict()["weight"], get_grid(4).project(run.weights["weight"]))
+    scale = run.grid_scales["weight"]
+    assert scale != 1.0  # a per-tensor grid: SAWB's step, or ProxQuant's max|w|/7
+    assert packed.specs == {"weight": QuantSpec(4, float(scale))}
+    assert torch.equal(packed.state_dict()["weight"], run.quantized["weight"])
+    assert torch.equal(run.quantized["weight"], scale * torch.round(run.quantized["weight"] / scale))
 
 
 def test_errors_name_the_problem(tmp_path: Path) -> None:
@@ -173,7 +183,6 @@ def test_a_two_moons_run_exports_and_reloads_bit_for_bit(tmp_path: Path, train_r
     assert size == header_bytes(out) + theoretical  # rows padded to whole bytes, one float32 scale per tensor
     model = load_packed(out)
     data = get_dataset(run.config.data)
-    names = [n for n in run.weights if n.endswith("weight")]
-    q = quantized_weights(run.weights, names, get_grid(1))
+    q = {**run.weights, **run.quantized}
     reference = functional_call(model, {**dict(model.named_buffers()), **q}, (data.x_test,))
     assert torch.equal(model(data.x_test), reference)

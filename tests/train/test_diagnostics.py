@@ -54,6 +54,21 @@ def test_feasible_projection_for_each_set() -> None:
     assert torch.equal(feasible_projection(t(-4.0, 2.5), KBitGrid(3), None), t(-3.0, 2.5))  # levels −3..3
 
 
+def test_kbit_projection_violation_and_weight_diagnostics_by_hand() -> None:
+    # 3 bits, ε = 0.01: r_ε = (1 − √0.6)/2 ≈ 0.1127 around each level of −3..3
+    r = (1 - math.sqrt(0.6)) / 2
+    u = t(0.3, 0.05, -1.2, 3.7, 0.5)
+    assert torch.allclose(feasible_projection(u, KBitGrid(3), 0.01), t(r, 0.05, -1 - r, 3.0, r))
+    assert torch.allclose(violation(t(0.3, 0.05), 0.01, 3), t(0.0341, 0.0))  # (0.3·0.7)² − ε
+    # w = [0.15, 0.5] on the grid 0.5·{−3..3}: u = [0.3, 1.0], Q(w) = [0, 0.5]
+    d = weight_diagnostics(t(0.15, 0.5), t(0.0, 0.5), KBitGrid(3), 0.01, 0.5)
+    assert d["grid_dist"].item() == pytest.approx(0.15)  # mean |u − Q/s| = (0.3 + 0)/2
+    assert d["near_grid"].item() == 0.5 and d["quant_error"].item() == pytest.approx(0.15)
+    assert d["feasible"].item() == 0.5 and d["violation_max"].item() == pytest.approx(0.0341)
+    # the gradient mapping in weight units: w̄ − s·P_X((w̄ − g)/s) with s = 0.5
+    assert torch.allclose(gradient_mapping(t(0.5), t(0.1), KBitGrid(3), 0.01, 1.0, 0.5), t(0.5 - 0.5 * (1 - r)))
+
+
 def test_gradient_mapping_branches_by_hand() -> None:
     w_bar = t(0.5, 0.5, 0.8, -1.0, -0.5, 0.6, 1.0)
     g = t(0.1, -0.1, 0.05, 0.2, -0.2, 0.3, -0.4)
@@ -114,7 +129,7 @@ def test_small_steps_give_the_projected_gradient_onto_the_tangent_cone(eps_a, po
 
 
 def test_weight_diagnostics_by_hand() -> None:
-    d = weight_diagnostics([t(0.5, -0.2), t(1.0, -1.0)], BIN, EPS)
+    d = weight_diagnostics(t(0.5, -0.2, 1.0, -1.0), t(1, -1, 1, -1), BIN, EPS)
     # Q(w) = 1, −1, 1, −1; w − Q(w) = −0.5, 0.8, 0, 0; only −0.2 is outside C_ε (φ = 0.5625 − 0.9216)
     assert d["grid_dist"].item() == pytest.approx(0.325)
     assert d["near_grid"].item() == 0.5
@@ -122,7 +137,7 @@ def test_weight_diagnostics_by_hand() -> None:
     assert d["feasible"].item() == 0.75
     assert d["violation_max"].item() == pytest.approx(0.3591)
     assert d["violation_mean"].item() == pytest.approx(0.3591 / 4)
-    assert "feasible" not in weight_diagnostics([t(0.5)], BIN, None)
+    assert "feasible" not in weight_diagnostics(t(0.5), t(1.0), BIN, None)
 
 
 def test_histogram_bins_are_centred_on_the_levels() -> None:

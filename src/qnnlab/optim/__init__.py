@@ -1,7 +1,7 @@
 """Optimizers for quantized training; each is a :class:`torch.optim.Optimizer`."""
 
 from qnnlab.optim.adaste import AdaSTE, adaste_scale, adaste_weights
-from qnnlab.optim.askewsgd import ASkewSGD, skewed_direction
+from qnnlab.optim.askewsgd import ASkewSGD, kbit_skewed_direction, skewed_direction
 from qnnlab.optim.binaryconnect import BinaryConnect, glorot_lr_scale
 from qnnlab.optim.constrained_gd import ConstrainedGD, qp_direction, velocity_direction
 from qnnlab.optim.primal_dual import PrimalDual, lagrangian_step
@@ -21,6 +21,7 @@ __all__ = [
     "adaste_scale",
     "adaste_weights",
     "glorot_lr_scale",
+    "kbit_skewed_direction",
     "lagrangian_step",
     "proxquant_",
     "qp_direction",

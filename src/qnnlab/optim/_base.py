@@ -8,6 +8,10 @@ Every method is a :class:`torch.optim.Optimizer` whose ``step`` does, per param 
 3. ``w ← w − γ·c·u``: ``γ`` is the group's ``lr`` and ``c`` an optional per-tensor scale;
 4. ``project``: the method's map back onto its domain (a box clip, a re-binarization, ...).
 
+:meth:`QuantOptimizer.quantize` gives the point ``Q(w)`` each weight is judged at and the
+per-tensor scale of its grid (:mod:`qnnlab.quant.tensor_grids`); methods that train for a grid
+of their own override :meth:`QuantOptimizer._grid`.
+
 All four act on lists of tensors with ``torch._foreach_*`` kernels: no Python loop over
 elements and no host synchronization. Groups carry ``constrained``: where it is ``False``
 (biases, norms) steps 1 and 4 are skipped and the group is trained in full precision.
@@ -21,6 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+
+from qnnlab.quant.tensor_grids import default_grid
 
 __all__ = ["BASES", "QuantOptimizer", "check_nonnegative", "check_positive", "clip_unit_box_", "flat_map"]
 
@@ -103,9 +109,33 @@ class QuantOptimizer(Optimizer):
         """Per-tensor learning-rate multipliers, or ``None`` for all ones."""
         return None
 
+    def _grid(self, group: dict[str, Any], params: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
+        """``(Q(w), s)`` of a constrained group's parameters (default: the ``default_grid`` of ``bits``)."""
+        return default_grid([self.latent(p) for p in params], bits)
+
     def latent(self, p: Tensor) -> Tensor:
         """The continuous weight behind parameter ``p`` (``p`` itself by default)."""
         return p
+
+    @torch.no_grad()
+    def quantize(self, params: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
+        """``(Q(w), s)``: the point each parameter's continuous weight is judged at, and its grid's scale.
+
+        ``Q(w)/s`` is a level of ``get_grid(bits)`` (:mod:`qnnlab.quant.tensor_grids`); ``s`` has one
+        entry per parameter. Each parameter is quantized as its param group's method prescribes.
+        """
+        wanted = {id(p): i for i, p in enumerate(params)}
+        q: list[Tensor | None] = [None] * len(params)
+        scales: list[Tensor | None] = [None] * len(params)
+        for group in self.param_groups:
+            mine = [p for p in group["params"] if id(p) in wanted]
+            if mine:
+                qs, ss = self._grid(group, mine, bits)
+                for p, qp, sp in zip(mine, qs, ss.unbind(), strict=True):
+                    q[wanted[id(p)]], scales[wanted[id(p)]] = qp, sp
+        if any(t is None for t in q):
+            raise ValueError("quantize: every parameter must belong to one of the optimizer's param groups")
+        return q, torch.stack(scales)
 
     # -- step ---------------------------------------------------------------------------
     @torch.no_grad()

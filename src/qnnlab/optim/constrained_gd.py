@@ -55,11 +55,17 @@ SOLVERS = ("auto", "closed_form", "qp")
 _MAX_SPEED = 1e8
 
 
-def velocity_direction(phi: Tensor, dphi: Tensor, g: Tensor, alpha: float) -> Tensor:
-    """Closed-form ``s = −v`` for separable constraints, entry-wise (see the module docstring)."""
+def velocity_direction(phi: Tensor, dphi: Tensor, g: Tensor, alpha: float, cap: Tensor | None = None) -> Tensor:
+    """Closed-form ``s = −v`` for separable constraints, entry-wise (see the module docstring).
+
+    With ``cap``, a corrective step ``−K`` is clamped to ``[−cap, cap]`` (the test ``(−g)K > K²``
+    keeps the unclamped ``K``).
+    """
     k = -alpha * phi / dphi
     # K is ±inf/nan where φ' = 0 and can overflow where φ' is subnormal: both count as singular
     plain = (phi >= 0) | ~torch.isfinite(k) | (-g * k > k * k)
+    if cap is not None:
+        k = torch.minimum(torch.maximum(k, -cap), cap)
     return torch.where(plain, g, -k)
 
 

@@ -7,14 +7,17 @@
 where ``u_t`` is the base step (Adam in the paper, or SGD / heavy-ball momentum) built from the
 gradient at the real ``θ_t`` (no straight-through estimator) and ``η_t`` the group's current
 ``lr``. ``R`` and its prox (:mod:`qnnlab.quant.prox`): the W-shaped ``Σ min(|θ − 1|, |θ + 1|)``
-for ``bits = 1`` (soft threshold toward the nearest of ±1), ``½‖θ − T(θ)‖²`` toward
-ProxQuant's ternarization for ``bits = 2`` and toward the nearest level of the per-tensor
-max-scaled k-bit grid for ``bits ≥ 3``, i.e. ``(θ + τq)/(1 + τ)``.
+for ``bits = 1`` (soft threshold toward the nearest of ±1), ``½‖θ − T(θ)‖²`` toward a symmetric
+ternarization (threshold as ProxQuant's, one scale as TWN's) for ``bits = 2`` and toward the
+nearest level of the per-tensor max-scaled k-bit grid for ``bits ≥ 3``, i.e. ``(θ + τq)/(1 + τ)``.
 
 The strength grows linearly: ``λ_t = λ·t``. With ``lam_growth = "constant"`` the optimizer uses
 ``λ_t = group["lam"]`` and the caller sets it (the training loop writes ``λ·e`` before epoch
 ``e = 0, 1, ...``, as the authors' code does); with ``"iteration"`` it uses ``λ·k`` with ``k``
 the number of steps the group has taken before this one.
+
+The run judges the weights at the same hard quantization (``sign``, ``T(θ)`` on ``KBitGrid(2, s)``
+or the max-scaled k-bit level; :meth:`QuantOptimizer.quantize`).
 
 Setting ``group["frozen"] = True`` hard-quantizes the group's weights at its next step
 (``sign``, ``T(θ)`` or the k-bit level) and holds them there from then on: the base step is
@@ -34,7 +37,7 @@ import torch
 from torch import Tensor
 
 from qnnlab.optim._base import QuantOptimizer, check_nonnegative, clip_unit_box_, flat_map
-from qnnlab.quant.prox import prox_binary, quantize_targets
+from qnnlab.quant.prox import prox_binary, prox_grid, quantize_targets
 
 __all__ = ["LAM_GROWTHS", "ProxQuant", "proxquant_"]
 
@@ -114,6 +117,14 @@ class ProxQuant(QuantOptimizer):
             self._freeze(params, group["bits"])
         else:
             proxquant_(params, group["bits"], tau)
+
+    def _grid(self, group: dict[str, Any], params: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
+        # judged at its own hard quantization: what the freeze sets and the prox pulls toward
+        if bits != group["bits"]:
+            raise ValueError(
+                f"this ProxQuant group trains for bits={group['bits']}; it cannot be judged on bits={bits}"
+            )
+        return prox_grid(params, bits)
 
     def _freeze(self, params: list[Tensor], bits: int) -> None:
         fresh = [p for p in params if not self.state[p].get("frozen", False)]

@@ -3,9 +3,9 @@
 :func:`export_model` quantizes the named tensors of any ``nn.Module`` (:mod:`qnnlab.packed.quantize`),
 packs their codes (:mod:`qnnlab.packed.bits`) and writes them with every other state-dict entry
 as is (:mod:`qnnlab.packed.format`). :func:`export_run` does this for a trained run: it
-rebuilds the run's model from its checkpoint, puts the continuous weights ``w`` back and
-quantizes every constrained tensor on the run's grid, so the file holds ``Q(w)``, the weights
-the run was judged on. :func:`load_packed` rebuilds the model (from the stored run config, or
+rebuilds the run's model from its checkpoint and packs every constrained tensor's ``Q(w)`` (the
+weights the run was judged on) on its grid, with the per-tensor scale the method trained with
+(:mod:`qnnlab.quant.tensor_grids`). :func:`load_packed` rebuilds the model (from the stored run config, or
 into a module you pass) with ``Q(w)`` as its weights; its outputs equal the quantized model's
 bit for bit.
 
@@ -201,7 +201,12 @@ def resolve_checkpoint(run: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class RunModel:
-    """A trained run's model holding its continuous weights ``w``, and how its tensors are quantized."""
+    """A trained run's model, and how its tensors are quantized.
+
+    The constrained tensors hold the judged ``Q(w)`` (the continuous ``w`` for a checkpoint from
+    before qnnlab stored it), the others their trained values; ``quant`` gives each constrained
+    tensor its bits and its grid's fixed scale, so quantizing it again is exact.
+    """
 
     model: nn.Module
     quant: dict[str, QuantSpec]
@@ -212,7 +217,7 @@ class RunModel:
 
 
 def load_run(run: str | Path) -> RunModel:
-    """A run's model from its checkpoint: ``w`` in every parameter; the run's grid for every constrained one."""
+    """A run's model from its checkpoint: ``Q(w)`` and its grid for every constrained tensor, ``w`` elsewhere."""
     from qnnlab.train.loop import build_run_model
 
     path = resolve_checkpoint(run)
@@ -229,11 +234,13 @@ def load_run(run: str | Path) -> RunModel:
         cfg = validate_config(ckpt["config"])
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
-    state = {**ckpt["model"], **ckpt["continuous"]}
+    # Q(w) and its scales where the checkpoint has them; an older one was judged on the unit grid
+    state = {**ckpt["model"], **ckpt["continuous"], **ckpt.get("quantized", {})}
+    scales = ckpt.get("grid_scales", {})
     data = get_dataset(cfg.data)
     model = build_run_model(cfg, data.input_shape, data.n_outputs)
     model.load_state_dict(state)
-    quant = {n: QuantSpec(cfg.bits) for n in constrained_names(model, cfg.model.keep_fp)}
+    quant = {n: QuantSpec(cfg.bits, float(scales.get(n, 1.0))) for n in constrained_names(model, cfg.model.keep_fp)}
     return RunModel(model, quant, cfg.model_dump(), tuple(data.input_shape), data.n_outputs, path)
 
 

@@ -1,7 +1,7 @@
-"""Quantization grids, constraints, binarization, straight-through estimators, quantizers and scales."""
+"""Quantization grids (also per-tensor scaled), constraints, binarization, STEs, quantizers and scales."""
 
 from qnnlab.quant.binarize import binarize_deterministic, binarize_stochastic, hard_sigmoid
-from qnnlab.quant.constraints import binary_dphi, binary_feasible, binary_phi
+from qnnlab.quant.constraints import binary_dphi, binary_feasible, binary_phi, kbit_dphi, kbit_phi
 from qnnlab.quant.grids import BinaryGrid, Grid, KBitGrid, get_grid, sign, uniform_round
 from qnnlab.quant.luq import LUQ_ACTIVATION, LUQ_WEIGHT, GradQuantizer, fp4_quantize, quantize_grad
 from qnnlab.quant.quantizers import (
@@ -14,7 +14,9 @@ from qnnlab.quant.quantizers import (
     get_quantizer,
 )
 from qnnlab.quant.scales import SAWB_COEFFICIENTS, sawb_coefficients, sawb_scale
+from qnnlab.quant.segments import Segments
 from qnnlab.quant.ste import ESTIMATORS, pact, straight_through
+from qnnlab.quant.tensor_grids import default_grid, sawb_steps
 
 __all__ = [
     "ESTIMATORS",
@@ -29,6 +31,7 @@ __all__ = [
     "KBitGrid",
     "Quantizer",
     "SAWBQuantizer",
+    "Segments",
     "SignQuantizer",
     "UniformQuantizer",
     "binarize_deterministic",
@@ -36,14 +39,18 @@ __all__ = [
     "binary_dphi",
     "binary_feasible",
     "binary_phi",
+    "default_grid",
     "fp4_quantize",
     "get_grid",
     "get_quantizer",
     "hard_sigmoid",
+    "kbit_dphi",
+    "kbit_phi",
     "pact",
     "quantize_grad",
     "sawb_coefficients",
     "sawb_scale",
+    "sawb_steps",
     "sign",
     "straight_through",
     "uniform_round",

@@ -10,6 +10,20 @@ For ``ε < 1`` the feasible set ``C_ε`` is ``√(1-√ε) ≤ |w| ≤ √(1+√
 that shrink to ``{±1}`` as ``ε → 0``; for ``ε ≥ 1`` it is ``|w| ≤ √(1+√ε)``, so with the
 ``[-1, 1]`` box the constraint is inactive.
 
+k-bit case, in grid units ``u = w/Δ`` (the levels are the integers ``−m..m``): with ``a`` the
+nearest level of ``u`` and ``b`` the second nearest (``a ± 1``, the neighbour on ``u``'s side,
+or the one inside the grid when ``a = ±m``),
+
+.. math::
+    \\varphi_\\varepsilon(u) = \\varepsilon - (u - a)^2 (u - b)^2, \\qquad
+    \\varphi_\\varepsilon'(u) = -2(u - a)(u - b)(2u - a - b).
+
+On a cell ``[a, b]`` the product peaks at ``1/16`` (the midpoint), so ``ε ≥ 1/16`` makes the
+constraint inactive; for ``ε < 1/16``, ``C_ε`` is ``{u : dist(u, ℤ) ≤ r_ε}`` with
+``r_ε = (1 − √(1 − 4√ε))/2`` (solve ``t(1 − t) = √ε`` for the distance ``t`` to the nearest level).
+The derivative vanishes on the levels and at the midpoints. Beyond the outer levels
+(``|u| > m``) the product grows without bound, so the constraint also pulls ``u`` back to ``[−m, m]``.
+
 A :class:`Constraint` maps the flat vector ``w`` of a parameter group and the level ``ε``
 to the vector of constraint values. A *separable* one (``φ_i`` depends on ``w_i`` only)
 also gives the entry-wise derivative, which lets the velocity projection be solved in
@@ -21,13 +35,26 @@ optimisation method to train quantized neural networks", AISTATS 2023, arXiv:221
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+import torch
 from torch import Tensor
 
-__all__ = ["BinaryConstraint", "Constraint", "FunctionConstraint", "binary_dphi", "binary_feasible", "binary_phi"]
+__all__ = [
+    "BinaryConstraint",
+    "Constraint",
+    "FunctionConstraint",
+    "binary_dphi",
+    "binary_feasible",
+    "binary_phi",
+    "grid_phi",
+    "kbit_dphi",
+    "kbit_feasible_radius",
+    "kbit_phi",
+]
 
 
 def binary_phi(w: Tensor, eps: float | Tensor) -> Tensor:
@@ -43,6 +70,39 @@ def binary_dphi(w: Tensor) -> Tensor:
 def binary_feasible(w: Tensor, eps: float | Tensor) -> Tensor:
     """Boolean mask of the entries in ``C_ε`` (``φ_ε(w) ≥ 0``)."""
     return binary_phi(w, eps) >= 0
+
+
+def _cell(u: Tensor, top: int) -> tuple[Tensor, Tensor]:
+    """``(u − a, u − b)``: offsets to the nearest and the second-nearest of the levels ``−top..top``."""
+    a = torch.round(u).clamp_(-top, top)
+    side = torch.sign(u - a)
+    b = a + side
+    b = torch.where(b.abs() > top, a - side, b)
+    return u - a, u - b
+
+
+def kbit_phi(u: Tensor, eps: float | Tensor, top: int) -> Tensor:
+    """``φ_ε(u) = ε − (u − a)²(u − b)²`` in grid units, levels ``−top..top`` (``a``, ``b``: the two nearest)."""
+    da, db = _cell(u, top)
+    return eps - (da * db).square()
+
+
+def kbit_dphi(u: Tensor, top: int) -> Tensor:
+    """``φ'_ε(u) = −2(u − a)(u − b)(2u − a − b)`` (independent of ε)."""
+    da, db = _cell(u, top)
+    return -2 * da * db * (da + db)
+
+
+def kbit_feasible_radius(eps: float) -> float:
+    """``r_ε``: ``C_ε`` holds the points within ``r_ε`` of a level (``1/2``, everything, for ``ε ≥ 1/16``)."""
+    if eps >= 1 / 16:
+        return 0.5
+    return (1 - math.sqrt(1 - 4 * math.sqrt(eps))) / 2
+
+
+def grid_phi(u: Tensor, eps: float | Tensor, bits: int) -> Tensor:
+    """The constraint of the ``bits``-bit grid in grid units: :func:`binary_phi` or :func:`kbit_phi`."""
+    return binary_phi(u, eps) if bits == 1 else kbit_phi(u, eps, 2 ** (bits - 1) - 1)
 
 
 class Constraint(Protocol):

@@ -14,9 +14,12 @@ follows it in ProxQuant, ``τ ≥ 1`` sends every entry to ``sign(w)``.
 ``q = T(w)`` held fixed during the step has the prox ``(w + τq)/(1 + τ)``, a convex combination
 of ``w`` and ``q``. The targets are computed per tensor:
 
-- ternary (``bits = 2``), ProxQuant's ``ternarize``: ``δ = 0.7·mean|w|``; entries with
-  ``|w| < δ`` go to 0, those with ``w ≥ δ`` to the mean of those entries, those with ``w ≤ −δ``
-  to the mean of those entries (Li & Liu's ternary weight networks, arXiv:1605.04711);
+- ternary (``bits = 2``): ``δ = 0.7·mean|w|`` as in ProxQuant's ``ternarize``; entries with
+  ``|w| < δ`` go to 0, the others to ``s·sign(w)`` with ``s`` the mean of their ``|w|``: the
+  symmetric rule of Li & Liu's ternary weight networks (arXiv:1605.04711). ProxQuant's code
+  sends the positive and the negative entries to their own means, an asymmetric level set
+  ``{−b, 0, a}``; we keep one scale so that ``T(w)`` lies on ``KBitGrid(2, s)``, the grid the run
+  is judged on and that :mod:`qnnlab.packed` stores in 2 bits with one scale;
 - k-bit (``bits ≥ 3``): the nearest level of the symmetric :class:`~qnnlab.quant.grids.KBitGrid`
   with the per-tensor scale ``s = max|w|/m``, ``m = 2^(k−1) − 1`` (the max-abs calibration), i.e.
   ``q = s·clamp(round(w/s), −m, m)``; the largest entry is a level, so ``q`` of a tensor already
@@ -24,23 +27,33 @@ of ``w`` and ``q``. The targets are computed per tensor:
   alternating multi-bit quantization instead; this module keeps the uniform grid of the rest of
   qnnlab.
 
-Per-tensor statistics come from :func:`torch.segment_reduce` over the concatenated tensors, so
-the kernel count does not grow with the number of tensors and nothing syncs with the device.
+Per-tensor statistics come from :class:`~qnnlab.quant.segments.Segments`, so the kernel count
+does not grow with the number of tensors and nothing syncs with the device. Each ``*_grid``
+function also returns the per-tensor scales ``s``: the targets are ``s·`` a level of the unit
+grid ``get_grid(bits)``.
 
 Reference: Bai, Wang & Liberty, "ProxQuant: quantized neural networks via proximal
-operators", ICLR 2019, arXiv:1810.00861 (binary and ternary maps as in the authors' ``reg.py``).
+operators", ICLR 2019, arXiv:1810.00861 (the binary map, the threshold ``δ`` and the prox toward
+``T(w)`` as in the authors' ``reg.py``).
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 import torch
 from torch import Tensor
 
 from qnnlab.quant.grids import KBitGrid, sign
+from qnnlab.quant.segments import Segments
 
-__all__ = ["TERNARY_DELTA", "kbit_targets", "prox_binary", "prox_toward", "quantize_targets", "ternary_targets"]
+__all__ = [
+    "TERNARY_DELTA",
+    "kbit_grid",
+    "prox_binary",
+    "prox_grid",
+    "prox_toward",
+    "quantize_targets",
+    "ternary_grid",
+]
 
 TERNARY_DELTA = 0.7  # threshold factor of ternarize: δ = 0.7·mean|w|
 
@@ -61,60 +74,39 @@ def prox_toward(w: Tensor, q: Tensor, tau: float | Tensor) -> Tensor:
     return torch.lerp(w, q, tau / (1 + tau))
 
 
-@lru_cache(maxsize=64)
-def _lengths(sizes: tuple[int, ...], device: torch.device) -> Tensor:
-    # built once per layout, so the step never copies from the host
-    return torch.tensor(sizes, device=device)
+def ternary_grid(tensors: list[Tensor]) -> tuple[list[Tensor], Tensor]:
+    """``(T(w), s)``: each tensor's ternarization ``T(w) = s·sign(w)·1{|w| ≥ δ}`` and its scale ``s > 0``."""
+    seg = Segments(tensors)
+    w = seg.flat
+    a = w.abs()
+    kept = a >= TERNARY_DELTA * seg.stat(a, "mean")
+    # an all-zero tensor keeps every entry with mean 0: its scale falls back to the smallest positive one
+    scale = (seg.reduce(a * kept, "sum") / seg.reduce(kept.to(w.dtype), "sum")).clamp_min(torch.finfo(w.dtype).tiny)
+    # torch.sign: the entries of an all-zero tensor (kept, as δ = 0) stay 0
+    return seg.split(torch.where(kept, seg.expand(scale) * torch.sign(w), torch.zeros_like(w))), scale
 
 
-def _per_tensor(fn, tensors: list[Tensor]) -> list[Tensor]:
-    """Apply ``fn(flat, per_tensor_stat)`` to the concatenation and split back to shapes.
-
-    ``per_tensor_stat(values, reduce)`` reduces each tensor's slice of ``values`` and broadcasts
-    the result back to its entries.
-    """
-    sizes = tuple(t.numel() for t in tensors)
-    flat = torch.cat([t.reshape(-1) for t in tensors])
-    lengths = _lengths(sizes, flat.device)
-
-    def stat(values: Tensor, reduce: str) -> Tensor:
-        per = torch.segment_reduce(values, reduce, lengths=lengths)
-        return per.repeat_interleave(lengths, output_size=flat.numel())
-
-    out = fn(flat, stat)
-    return [o.view_as(t) for o, t in zip(out.split(sizes), tensors, strict=True)]
-
-
-def ternary_targets(tensors: list[Tensor]) -> list[Tensor]:
-    """ProxQuant's ``T(w)`` of each tensor (see the module docstring)."""
-
-    def ternarize(w: Tensor, stat) -> Tensor:
-        delta = TERNARY_DELTA * stat(w.abs(), "mean")
-        pos, neg = w >= delta, w <= -delta
-        # 0/0 where a tensor has no entry above δ: never selected below
-        pos_mean = stat(w * pos, "sum") / stat(pos.to(w.dtype), "sum")
-        neg_mean = stat(w * neg, "sum") / stat(neg.to(w.dtype), "sum")
-        return torch.where(pos, pos_mean, torch.where(neg, neg_mean, torch.zeros_like(w)))
-
-    return _per_tensor(ternarize, tensors)
-
-
-def kbit_targets(tensors: list[Tensor], bits: int) -> list[Tensor]:
-    """Nearest level of the k-bit grid scaled to ``s = max|w|/m`` per tensor."""
+def kbit_grid(tensors: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
+    """``(q, s)``: each tensor's nearest level on ``KBitGrid(bits, s)``, ``s = max|w|/m``, and the scales."""
     grid = KBitGrid(bits)
-
-    def nearest(w: Tensor, stat) -> Tensor:
-        # an all-zero tensor gets the smallest positive scale and stays at 0
-        s = (stat(w.abs(), "max") / grid.max_level).clamp_min(torch.finfo(w.dtype).tiny)
-        return s * grid.project(w / s)
-
-    return _per_tensor(nearest, tensors)
+    seg = Segments(tensors)
+    w = seg.flat
+    # an all-zero tensor gets the smallest positive scale and stays at 0
+    scale = (seg.reduce(w.abs(), "max") / grid.max_level).clamp_min(torch.finfo(w.dtype).tiny)
+    s = seg.expand(scale)
+    return seg.split(s * grid.project(w / s)), scale
 
 
 def quantize_targets(tensors: list[Tensor], bits: int) -> list[Tensor]:
     """The hard-quantized value of each tensor: ``sign`` (1 bit), ``T(w)`` (2), k-bit grid (≥ 3)."""
+    return prox_grid(tensors, bits)[0]
+
+
+def prox_grid(tensors: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
+    """``(targets, scales)``: :func:`quantize_targets` and each tensor's grid scale (1 for the binary grid)."""
     if bits < 1:
         raise ValueError(f"Invalid bits: {bits}; must be >= 1")
     if bits == 1:
-        return _per_tensor(lambda w, stat: sign(w), tensors)
-    return ternary_targets(tensors) if bits == 2 else kbit_targets(tensors, bits)
+        seg = Segments(tensors)
+        return seg.split(sign(seg.flat)), seg.flat.new_ones(len(tensors))
+    return ternary_grid(tensors) if bits == 2 else kbit_grid(tensors, bits)

@@ -300,7 +300,7 @@ def weight_animation(c: Comparison) -> go.Figure:
         showlegend=False,
     )
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
-    fig.update_xaxes(title="continuous weight w", row=len(shown), col=1)
+    fig.update_xaxes(title="continuous weight w/s (s: its tensor's grid scale, 1 on ±1)", row=len(shown), col=1)
     return _layout(
         fig,
         "Weight distribution per epoch",
@@ -328,7 +328,7 @@ def weight_heatmap(c: Comparison) -> go.Figure:
             row=r,
             col=1,
         )
-        fig.update_yaxes(title="w", row=r, col=1)
+        fig.update_yaxes(title="w/s", row=r, col=1)
     fig.update_layout(coloraxis={"colorscale": "Viridis", "colorbar": {"title": "fraction", "tickformat": ".0%"}})
     fig.update_xaxes(title="epoch", row=len(shown), col=1)
     return _layout(

@@ -1,14 +1,18 @@
 """Per-epoch optimization diagnostics of the quantized tensors.
 
-With ``w`` the concatenated constrained weights, ``Q`` the grid projection, ``f`` the
-training loss and ``X = C_ε ∩ B`` the feasible set (``B = [min level, max level]^n`` the
-grid's box, ``C_ε = {w : φ_ε(w) ≥ 0}`` for methods with an ``ε``, ``ℝ^n`` otherwise):
+With ``w`` the concatenated constrained weights, ``Q(w)`` the point each is judged at, ``s``
+its tensor's grid scale (``Q(w)/s`` is a level of the unit grid; ``s = 1`` for binary runs),
+``u = w/s`` the weights in grid units, ``f`` the training loss and ``X = C_ε ∩ B`` the feasible
+set in grid units (``B = [min level, max level]^n`` the unit grid's box,
+``C_ε = {u : φ_ε(u) ≥ 0}`` for methods with an ``ε``, ``ℝ^n`` otherwise; ``φ_ε`` is the binary
+or the k-bit constraint of :mod:`qnnlab.quant.constraints`):
 
-- ``grid_dist``: mean ``|w − Q(w)|``; ``near_grid``: fraction with ``|w − Q(w)| ≤ 0.05``;
-- ``quant_error``: ``‖w − Q(w)‖₂``; ``q_loss_gap``: ``f(Q(w)) − f(w)`` (the loop computes it
-  from the train losses);
+- ``grid_dist``: mean ``|u − Q(w)/s|``; ``near_grid``: fraction with ``|u − Q(w)/s| ≤ 0.05``
+  (grid units: the same numbers as ``|w − Q(w)|`` on the binary grid);
+- ``quant_error``: ``‖w − Q(w)‖₂`` (weight units); ``q_loss_gap``: ``f(Q(w)) − f(w)`` (the loop
+  computes it from the train losses);
 - with an ``ε``: ``feasible``, the fraction of entries in ``C_ε``, and ``violation_max`` /
-  ``violation_mean`` of ``[−φ_ε(w)]₊ = max((w² − 1)² − ε, 0)``;
+  ``violation_mean`` of ``[−φ_ε(u)]₊`` (``max((w² − 1)² − ε, 0)`` for the binary constraint);
 - ``stationarity``: a first-order stationarity measure of ``min_{w ∈ X} f(w)``, zero exactly
   at its KKT points. Let ``w̄ = P_X(w)`` (the nearest feasible point; infeasibility is
   measured by the violation above) and ``g = ∇f(w̄)``. The measure is the norm of the
@@ -19,13 +23,15 @@ grid's box, ``C_ε = {w : φ_ε(w) ≥ 0}`` for methods with an ``ε``, ``ℝ^n`
 
   with the unconstrained parameters (biases) contributing ``‖∇_b f‖``. ``X`` is a product
   of unions of intervals, so ``P_X`` acts entry-wise (``P(w) = sign(w)·clamp(|w|, a, 1)`` with
-  ``a = √max(1 − √ε, 0)`` for the binary constraint and the box ``[−1, 1]``), and whenever
+  ``a = √max(1 − √ε, 0)`` for the binary constraint and the box ``[−1, 1]``; for the k-bit one,
+  the box and then at most ``r_ε`` from the nearest level), and whenever
   ``γ|g_i|`` is below the distance from ``w̄_i`` to the nearest endpoint it is not on,
   ``r_γ`` equals ``‖P_{T_X(w̄)}(−g)‖``, the norm of the projected gradient onto the tangent
   cone of ``X`` at ``w̄`` (each coordinate's cone is ``ℝ`` inside an interval, a half-line
   at an endpoint, ``{0}`` on a degenerate interval). Unlike the tangent-cone norm itself,
   ``r_γ`` is continuous in ``w̄``, so an iterate that hovers within ``γ|g_i|`` of an active
-  bound (as ASkewSGD's do) is not counted as far from stationary. We use ``γ = 1``.
+  bound (as ASkewSGD's do) is not counted as far from stationary. We use ``γ = 1``. With
+  per-tensor scales the problem is posed in the weights: ``X_w = s·X``, ``P_{X_w}(w) = s·P_X(w/s)``.
   References: Ghadimi, Lan & Zhang, "Mini-batch stochastic approximation methods for
   nonconvex stochastic composite optimization", Math. Programming 155, 2016
   (arXiv:1308.6594), for the gradient mapping; Nocedal & Wright, "Numerical Optimization",
@@ -47,7 +53,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from qnnlab.quant.constraints import binary_feasible, binary_phi
+from qnnlab.quant.constraints import grid_phi, kbit_feasible_radius
 from qnnlab.quant.grids import Grid, sign
 from qnnlab.train.evaluate import loss_fn, loss_gradient
 
@@ -73,26 +79,34 @@ DIAG_MAX_SAMPLES = 10_000
 _BINS_PER_UNIT = 20
 
 
-def violation(w: Tensor, eps: float) -> Tensor:
-    """``[−φ_ε(w)]₊`` entry-wise."""
-    return (-binary_phi(w, eps)).clamp_min(0)
+def violation(u: Tensor, eps: float, bits: int = 1) -> Tensor:
+    """``[−φ_ε(u)]₊`` entry-wise, in grid units (the binary constraint for ``bits = 1``, else the k-bit one)."""
+    return (-grid_phi(u, eps, bits)).clamp_min(0)
 
 
-def feasible_projection(w: Tensor, grid: Grid, eps: float | None) -> Tensor:
-    """``P_X(w)`` entry-wise, ``X = C_ε ∩ B`` (``B`` the grid's box; no ``C_ε`` when ``eps`` is None).
+def feasible_projection(u: Tensor, grid: Grid, eps: float | None) -> Tensor:
+    """``P_X(u)`` entry-wise in grid units, ``X = C_ε ∩ B`` (``B`` the unit grid's box; no ``C_ε`` if ``eps`` is None).
 
-    With ``ε``, ``X = {a ≤ |w| ≤ 1}`` with ``a = √max(1 − √ε, 0)``; ``w = 0`` goes to ``+a``.
+    Binary with ``ε``: ``X = {a ≤ |u| ≤ 1}`` with ``a = √max(1 − √ε, 0)``; ``u = 0`` goes to ``+a``.
+    k-bit with ``ε``: the box, then at most ``r_ε`` from the nearest level.
     """
+    levels = grid.levels(u.dtype)
+    box = u.clamp(float(levels[0]), float(levels[-1]))
     if eps is None:
-        levels = grid.levels(w.dtype)
-        return w.clamp(float(levels[0]), float(levels[-1]))
-    inner = math.sqrt(max(1 - math.sqrt(eps), 0.0))
-    return sign(w) * w.abs().clamp(inner, 1.0)
+        return box
+    if grid.bits == 1:
+        inner = math.sqrt(max(1 - math.sqrt(eps), 0.0))
+        return sign(u) * u.abs().clamp(inner, 1.0)
+    r = kbit_feasible_radius(eps)
+    nearest = torch.round(box)
+    return nearest + (box - nearest).clamp(-r, r)
 
 
-def gradient_mapping(w_bar: Tensor, g: Tensor, grid: Grid, eps: float | None, step: float) -> Tensor:
-    """``(w̄ − P_X(w̄ − γg))/γ`` entry-wise."""
-    return (w_bar - feasible_projection(w_bar - step * g, grid, eps)) / step
+def gradient_mapping(
+    w_bar: Tensor, g: Tensor, grid: Grid, eps: float | None, step: float, scale: Tensor | float = 1.0
+) -> Tensor:
+    """``(w̄ − P_{X_w}(w̄ − γg))/γ`` entry-wise, ``P_{X_w}(w) = s·P_X(w/s)`` with ``s = scale``."""
+    return (w_bar - scale * feasible_projection((w_bar - step * g) / scale, grid, eps)) / step
 
 
 def stationarity(
@@ -103,41 +117,58 @@ def stationarity(
     *,
     step: float = STATIONARITY_STEP,
     g_free: Tensor | None = None,
+    scale: Tensor | float = 1.0,
 ) -> Tensor:
     """``r_γ = ‖gradient_mapping‖₂``, with the unconstrained gradient ``g_free`` added in norm."""
-    sq = gradient_mapping(w_bar, g, grid, eps, step).square().sum()
+    sq = gradient_mapping(w_bar, g, grid, eps, step, scale).square().sum()
     if g_free is not None:
         sq = sq + g_free.square().sum()
     return sq.sqrt()
 
 
-def weight_diagnostics(w: list[Tensor], grid: Grid, eps: float | None) -> dict[str, Tensor]:
-    """The weight-only diagnostics above as 0-d tensors (read them once per epoch)."""
-    flat = torch.cat([t.reshape(-1) for t in w])
-    diff = flat - grid.project(flat)
-    dist = diff.abs()
+def weight_diagnostics(
+    w: Tensor, q: Tensor, grid: Grid, eps: float | None, scale: Tensor | float = 1.0
+) -> dict[str, Tensor]:
+    """The weight-only diagnostics above as 0-d tensors, from flat ``w``, ``Q(w)`` and per-entry scales.
+
+    ``grid`` is the unit grid (``get_grid(bits)``); read the values once per epoch.
+    """
+    diff = w - q
+    dist = diff.abs() / scale
     out = {
         "grid_dist": dist.mean(),
         "near_grid": (dist <= NEAR_GRID_TOL).float().mean(),
         "quant_error": diff.square().sum().sqrt(),
     }
     if eps is not None:
-        out["feasible"] = binary_feasible(flat, eps).float().mean()
-        v = violation(flat, eps)
+        v = violation(w / scale, eps, grid.bits)
+        out["feasible"] = (v == 0).float().mean()
         out["violation_max"], out["violation_mean"] = v.max(), v.mean()
     return out
 
 
 def model_stationarity(
-    model: nn.Module, weights: dict[str, Tensor], names: list[str], grid: Grid, eps: float | None, x: Tensor, y: Tensor
+    model: nn.Module,
+    weights: dict[str, Tensor],
+    names: list[str],
+    grid: Grid,
+    eps: float | None,
+    x: Tensor,
+    y: Tensor,
+    scales: dict[str, Tensor] | None = None,
 ) -> Tensor:
-    """``r_γ`` of the model's training problem at ``weights`` (constrained entries: ``names``)."""
-    projected = {n: feasible_projection(w, grid, eps) if n in names else w for n, w in weights.items()}
+    """``r_γ`` of the model's training problem at ``weights`` (constrained: ``names``, with grid scales ``scales``)."""
+    scales = scales or {}
+    s = {n: scales.get(n, 1.0) for n in names}
+    projected = {n: s[n] * feasible_projection(w / s[n], grid, eps) if n in names else w for n, w in weights.items()}
     grads = loss_gradient(model, projected, x[:DIAG_MAX_SAMPLES], y[:DIAG_MAX_SAMPLES])
     w_bar = torch.cat([projected[n].reshape(-1) for n in names])
     g = torch.cat([grads[n].reshape(-1) for n in names])
+    scale = torch.cat(
+        [torch.as_tensor(s[n], dtype=w_bar.dtype, device=w_bar.device).expand(weights[n].numel()) for n in names]
+    )
     free = [grads[n].reshape(-1) for n in grads if n not in names]
-    return stationarity(w_bar, g, grid, eps, g_free=torch.cat(free) if free else None)
+    return stationarity(w_bar, g, grid, eps, g_free=torch.cat(free) if free else None, scale=scale)
 
 
 def optimizer_diagnostics(model: nn.Module, optimizer: Optimizer, x: Tensor, y: Tensor) -> dict[str, Tensor]:

@@ -1,8 +1,10 @@
 """Loss and accuracy of a model under given weights: continuous ``w`` or quantized ``Q(w)``.
 
-Weights are swapped in with :func:`torch.func.functional_call`, so evaluation never
-mutates the model. Binary tasks (one logit) use the mean logistic loss and labels in
-``{0, 1}`` (predict 1 when the logit is positive); multi-class tasks use cross-entropy.
+``Q(w)`` is the point the method judges each constrained tensor at, with its per-tensor grid
+scale (:mod:`qnnlab.quant.tensor_grids`). Weights are swapped in with
+:func:`torch.func.functional_call`, so evaluation never mutates the model. Binary tasks (one
+logit) use the mean logistic loss and labels in ``{0, 1}`` (predict 1 when the logit is
+positive); multi-class tasks use cross-entropy.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.optim import Optimizer
 
-from qnnlab.quant.grids import Grid
+from qnnlab.quant.tensor_grids import default_grid
 
 __all__ = [
     "accuracy",
@@ -85,6 +87,22 @@ def continuous_weights(model: nn.Module, optimizer: Optimizer) -> dict[str, Tens
     return {name: latent(p).detach() for name, p in model.named_parameters()}
 
 
-def quantized_weights(weights: dict[str, Tensor], names: list[str], grid: Grid) -> dict[str, Tensor]:
-    """``weights`` with ``Q(w)`` applied to the tensors named in ``names``."""
-    return {n: grid.project(w) if n in names else w for n, w in weights.items()}
+def quantized_weights(
+    model: nn.Module, optimizer: Optimizer, names: list[str], bits: int
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """``(weights, scales)``: every parameter's continuous value with ``Q(w)`` on the tensors named in ``names``,
+    and each of those tensors' grid scale ``s`` (0-d tensors), as the method judges them.
+
+    ``Q(w)`` comes from the optimizer's ``quantize`` (:meth:`qnnlab.optim._base.QuantOptimizer.quantize`),
+    or the default grid of ``bits`` (:func:`~qnnlab.quant.tensor_grids.default_grid`) for another optimizer.
+    """
+    weights = continuous_weights(model, optimizer)
+    params = dict(model.named_parameters())
+    quantize = getattr(optimizer, "quantize", None)
+    if quantize is None:
+        q, s = default_grid([weights[n] for n in names], bits)
+    else:
+        q, s = quantize([params[n] for n in names], bits)
+    return {**weights, **{n: t.detach() for n, t in zip(names, q, strict=True)}}, dict(
+        zip(names, s.unbind(), strict=True)
+    )

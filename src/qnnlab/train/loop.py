@@ -56,7 +56,9 @@ class RunResult:
     summary: dict[str, Any]
     history: list[dict[str, float]] = field(default_factory=list)
     run_id: int | None = None
-    weights: dict[str, Tensor] = field(default_factory=dict)
+    weights: dict[str, Tensor] = field(default_factory=dict)  # the continuous w of every parameter
+    quantized: dict[str, Tensor] = field(default_factory=dict)  # Q(w) of the constrained ones
+    grid_scales: dict[str, Tensor] = field(default_factory=dict)  # their grid scales s (0-d)
 
 
 def versions() -> dict[str, str]:
@@ -118,7 +120,7 @@ def _epoch_metrics(
     grid = get_grid(cfg.bits)
     eps = scheduled.get("eps")
     w = continuous_weights(model, optimizer)
-    q = quantized_weights(w, names, grid)
+    q, scales = quantized_weights(model, optimizer, names, cfg.bits)
     out: dict[str, Tensor] = {}
     for prefix, weights in (("", w), ("q_", q)):
         for split in ("train", "test"):
@@ -126,16 +128,17 @@ def _epoch_metrics(
             out[f"{prefix}{split}_loss"], out[f"{prefix}{split}_acc"] = evaluate_batches(model, weights, batches)
     out["q_loss_gap"] = out["q_train_loss"] - out["train_loss"]
     flat = torch.cat([w[n].reshape(-1) for n in names])
-    out.update(weight_diagnostics([flat], grid, eps))
+    scale = torch.cat([scales[n].expand(w[n].numel()) for n in names])
+    out.update(weight_diagnostics(flat, torch.cat([q[n].reshape(-1) for n in names]), grid, eps, scale))
     # gradients for the stationarity measures: full batch on small sets, a fixed subset otherwise
     x, y = next(data.eval_batches("train", DIAGNOSTIC_EXAMPLES, min(data.n_train, DIAGNOSTIC_EXAMPLES)))
-    out["stationarity"] = model_stationarity(model, w, names, grid, eps, x, y)
+    out["stationarity"] = model_stationarity(model, w, names, grid, eps, x, y, scales)
     extra = optimizer_diagnostics(model, optimizer, x, y)
     if clash := sorted(extra.keys() & out.keys()):
         raise ValueError(f"optimizer diagnostics {clash} clash with built-in metrics; rename them")
     out.update(extra)
     edges = histogram_edges(grid).to(flat.device)
-    hist = weight_histogram(flat, edges)
+    hist = weight_histogram(flat / scale, edges)  # in grid units: fixed bins whatever the scales
     # .tolist() syncs with the device: once per epoch
     values = dict(zip(out, torch.stack(list(out.values())).tolist(), strict=True))
     values["lr"] = optimizer.param_groups[0]["lr"]
@@ -207,13 +210,16 @@ def fit(
     wall = time.perf_counter() - start
 
     final = continuous_weights(model, optimizer)
-    summary = _summary(cfg, data, model, history[-1], final, names, wall)
+    judged, scales = quantized_weights(model, optimizer, names, cfg.bits)
+    quantized = {n: judged[n] for n in names}
+    summary = _summary(cfg, data, history[-1], quantized, scales, wall)
     if store is not None:
         store.finish_run(run_id, summary)
-        _save_checkpoint(store.dir / "checkpoints" / f"run-{run_id}.pt", cfg, model, optimizer, final)
+        path = store.dir / "checkpoints" / f"run-{run_id}.pt"
+        _save_checkpoint(path, cfg, model, optimizer, final, quantized, scales)
     if tracker is not None:
         tracker.close(summary)
-    return RunResult(cfg.label, cfg, summary, history, run_id, final)
+    return RunResult(cfg.label, cfg, summary, history, run_id, final, quantized, scales)
 
 
 def _open_tracker(cfg: RunConfig, store: RunStore | None, comparison: str, run_id: int | None):
@@ -230,17 +236,15 @@ def _open_tracker(cfg: RunConfig, store: RunStore | None, comparison: str, run_i
 def _summary(
     cfg: RunConfig,
     data: Dataset | ImageFolderData,
-    model: torch.nn.Module,
     last: dict[str, float],
-    final: dict[str, Tensor],
-    names: list[str],
+    q: dict[str, Tensor],
+    scales: dict[str, Tensor],
     wall: float,
 ) -> dict[str, Any]:
-    grid = get_grid(cfg.bits)
+    """The last epoch's metrics, the wall time, whether every ``Q(w)`` is on its grid, and the gap to the optimum."""
+    levels = get_grid(cfg.bits).levels()
     summary: dict[str, Any] = {**last, "wall_time": wall}
-    q = quantized_weights(final, names, grid)
-    levels = grid.levels()
-    summary["on_grid"] = all(bool(torch.isin(q[n], levels.to(q[n].device)).all()) for n in names)
+    summary["on_grid"] = all(bool(torch.isin(t, scales[n] * levels.to(t.device)).all()) for n, t in q.items())
     optimum = binary_optimum(cfg, data)
     if optimum is not None:
         # the loss of Q(w) under the same definition as the enumerated optimum
@@ -255,8 +259,20 @@ def _summary(
     return summary
 
 
-def _save_checkpoint(path: Path, cfg: RunConfig, model, optimizer, final: dict[str, Tensor]) -> None:
-    """Everything needed to resume or export, written to a temp file then renamed (atomic)."""
+def _save_checkpoint(
+    path: Path,
+    cfg: RunConfig,
+    model,
+    optimizer,
+    final: dict[str, Tensor],
+    quantized: dict[str, Tensor],
+    scales: dict[str, Tensor],
+) -> None:
+    """Everything needed to resume or export, written to a temp file then renamed (atomic).
+
+    ``quantized`` and ``grid_scales`` are the judged ``Q(w)`` of the constrained tensors and their
+    grid scales: what :func:`qnnlab.packed.export_run` packs.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(
@@ -265,6 +281,8 @@ def _save_checkpoint(path: Path, cfg: RunConfig, model, optimizer, final: dict[s
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "continuous": final,
+            "quantized": quantized,
+            "grid_scales": scales,
             "epoch": cfg.epochs,
             "versions": versions(),
         },

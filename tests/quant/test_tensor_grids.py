@@ -1,0 +1,57 @@
+"""Per-tensor grids: segment reductions, SAWB steps and the default grid by hand, then invariants."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch.testing import assert_close
+
+from qnnlab.quant.segments import Segments
+from qnnlab.quant.tensor_grids import default_grid, on_grid, sawb_steps
+
+
+def test_segments_reduce_expand_and_split() -> None:
+    a, b = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([[4.0], [5.0]])
+    seg = Segments([a, b])
+    assert torch.equal(seg.flat, torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]))
+    assert torch.equal(seg.reduce(seg.flat, "sum"), torch.tensor([6.0, 9.0]))
+    assert torch.equal(seg.stat(seg.flat, "mean"), torch.tensor([2.0, 2.0, 2.0, 4.5, 4.5]))
+    x, y = seg.split(seg.flat * 2)
+    assert torch.equal(x, 2 * a) and torch.equal(y, 2 * b) and y.shape == (2, 1)
+
+
+def test_sawb_steps_by_hand() -> None:
+    # E[w²] = 4, E|w| = 1: α = 2·12.1 − 12.2 = 12, Δ = 12/7; equal magnitudes: 12.1 − 12.2 < 0 → max|w| = 1
+    seg = Segments([torch.tensor([0.0, 0.0, 0.0, -4.0]), torch.tensor([1.0, -1.0, 1.0, -1.0])])
+    assert_close(sawb_steps(seg, 4), torch.tensor([12.0 / 7, 1.0 / 7]))
+    assert_close(sawb_steps(seg, 2), torch.tensor([2 * 2.6 - 1.71, 2.6 - 1.71]))  # ternary: m = 1
+    assert_close(sawb_steps(seg, 2, (1.0, 0.0)), torch.tensor([2.0, 1.0]))  # coefficients passed in
+
+
+def test_default_grid_by_hand() -> None:
+    (q,), s = default_grid([torch.tensor([0.3, -0.2, 0.0])], 1)
+    assert torch.equal(q, torch.tensor([1.0, -1.0, 1.0])) and torch.equal(s, torch.ones(1))
+    # 2 bits: Δ = α = 3.49, −4/3.49 → −1 (clamped), the zeros stay
+    (q,), s = default_grid([torch.tensor([0.0, 0.0, 0.0, -4.0])], 2)
+    assert_close(q, torch.tensor([0.0, 0.0, 0.0, -3.49])) and s.item() == pytest.approx(3.49)
+    seg = Segments([torch.tensor([0.26, -0.74, 0.9])])
+    (q,) = on_grid(seg, torch.tensor([0.25]), 3)  # levels 0.25·{−3..3}: ties go up
+    assert_close(q, torch.tensor([0.25, -0.75, 0.75]))
+
+
+tensors = st.lists(
+    st.lists(st.floats(-3, 3, allow_nan=False, width=32), min_size=1, max_size=16), min_size=1, max_size=4
+)
+
+
+@given(tensors, st.integers(2, 8))
+def test_default_grid_is_the_nearest_level_of_each_tensors_grid(ws: list[list[float]], bits: int) -> None:
+    ts = [torch.tensor(w) for w in ws]
+    q, s = default_grid(ts, bits)
+    m = 2 ** (bits - 1) - 1
+    assert (s > 0).all()
+    for w, qt, st_ in zip(ts, q, s, strict=True):
+        levels = st_ * torch.arange(-m, m + 1, dtype=w.dtype)
+        assert torch.isin(qt, levels).all()  # exactly s·j: what the packed format stores
+        best = (w[:, None] - levels).abs().min(1).values
+        assert_close((w - qt).abs(), best, atol=1e-5 * float(st_), rtol=1e-5)
