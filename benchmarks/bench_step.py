@@ -51,11 +51,15 @@ OPTIMIZERS: list[tuple[str, Factory]] = [
         'ASkewSGD(eps=0.1, alpha=1, base="adam")',
         lambda m: ASkewSGD(param_groups(m), lr=LR, eps=0.1, alpha=1.0, base="adam"),
     ),
+    # ε < 1/16: the constraint is active and each tensor's grid step is held after the first step
+    ("ASkewSGD(bits=4, eps=0.01, alpha=1)", lambda m: ASkewSGD(param_groups(m), lr=LR, eps=0.01, bits=4)),
+    ("ASkewSGD(bits=2, eps=0.01, alpha=1)", lambda m: ASkewSGD(param_groups(m), lr=LR, eps=0.01, bits=2)),
     ("ConstrainedGD(closed form, eps=0.1)", lambda m: ConstrainedGD(param_groups(m), lr=LR, eps=0.1)),
     ("PrimalDual(eps=0.1)", lambda m: PrimalDual(param_groups(m), lr=LR, eps=0.1)),
     ("STE(clip=True)", lambda m: STE(param_groups(m), lr=LR, clip=True)),
     ("ProxQuant(bits=1, Adam)", lambda m: ProxQuant(param_groups(m), lr=LR, bits=1, lam=1.0)),
     ("ProxQuant(bits=2, Adam)", lambda m: ProxQuant(param_groups(m), lr=LR, bits=2, lam=1.0)),
+    ("ProxQuant(bits=4, Adam)", lambda m: ProxQuant(param_groups(m), lr=LR, bits=4, lam=1.0)),
     ("AdaSTE", lambda m: AdaSTE(param_groups(m), lr=LR)),
 ]
 

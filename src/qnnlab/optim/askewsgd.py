@@ -73,7 +73,7 @@ from torch import Tensor
 
 from qnnlab.optim._base import QuantOptimizer, check_positive, clip_unit_box_, flat_map
 from qnnlab.optim.constrained_gd import velocity_direction
-from qnnlab.quant.constraints import binary_dphi, binary_phi, kbit_dphi, kbit_phi
+from qnnlab.quant.constraints import binary_dphi, binary_phi, kbit_constraint
 from qnnlab.quant.grids import get_grid
 from qnnlab.quant.scales import sawb_coefficients
 from qnnlab.quant.segments import Segments
@@ -96,9 +96,8 @@ def kbit_skewed_direction(w: Tensor, g: Tensor, step: Tensor, eps: float, alpha:
     ``dφ/dw = φ'_ε(u)/Δ`` at ``u = w/Δ``, so ``K = −αφΔ/φ'`` comes out in weight units; the
     corrective step is clamped to ``±Δ/(4·lr)``.
     """
-    top = get_grid(bits).max_level
-    u = w / step
-    return velocity_direction(kbit_phi(u, eps, top), kbit_dphi(u, top) / step, g, alpha, cap=step / (4 * lr))
+    phi, dphi = kbit_constraint(w / step, eps, get_grid(bits).max_level)
+    return velocity_direction(phi, dphi / step, g, alpha, cap=step / (4 * lr))
 
 
 class ASkewSGD(QuantOptimizer):

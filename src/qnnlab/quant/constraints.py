@@ -51,6 +51,7 @@ __all__ = [
     "binary_feasible",
     "binary_phi",
     "grid_phi",
+    "kbit_constraint",
     "kbit_dphi",
     "kbit_feasible_radius",
     "kbit_phi",
@@ -81,16 +82,21 @@ def _cell(u: Tensor, top: int) -> tuple[Tensor, Tensor]:
     return u - a, u - b
 
 
+def kbit_constraint(u: Tensor, eps: float | Tensor, top: int) -> tuple[Tensor, Tensor]:
+    """``(φ_ε(u), φ'_ε(u))`` of the k-bit constraint in grid units, levels ``−top..top``, from one cell lookup."""
+    da, db = _cell(u, top)
+    prod = da * db
+    return eps - prod.square(), -2 * prod * (da + db)
+
+
 def kbit_phi(u: Tensor, eps: float | Tensor, top: int) -> Tensor:
     """``φ_ε(u) = ε − (u − a)²(u − b)²`` in grid units, levels ``−top..top`` (``a``, ``b``: the two nearest)."""
-    da, db = _cell(u, top)
-    return eps - (da * db).square()
+    return kbit_constraint(u, eps, top)[0]
 
 
 def kbit_dphi(u: Tensor, top: int) -> Tensor:
     """``φ'_ε(u) = −2(u − a)(u − b)(2u − a − b)`` (independent of ε)."""
-    da, db = _cell(u, top)
-    return -2 * da * db * (da + db)
+    return kbit_constraint(u, 0.0, top)[1]
 
 
 def kbit_feasible_radius(eps: float) -> float:
