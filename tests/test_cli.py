@@ -17,6 +17,15 @@ def test_run_the_shipped_config(tmp_path: Path) -> None:
     assert (tmp_path / "logistic_askewsgd.md").read_text().startswith("| method | seeds |")
 
 
+def test_every_shipped_config_is_valid_and_the_kbit_one_matches_its_preset_row() -> None:
+    from qnnlab.config import load_config
+
+    configs = {p.name: load_config(p) for p in sorted((ROOT / "configs").glob("*.toml"))}
+    assert len(configs) >= 2
+    row = next(c for c in preset_runs("digits-2bit", 1) if c.label == "askewsgd")
+    assert configs["digits_askewsgd_2bit.toml"].with_(label="askewsgd") == row
+
+
 def test_compare_prints_the_table_and_fills_the_store(tmp_path: Path) -> None:
     result = runner.invoke(app, ["compare", "logistic", "--seeds", "2", "-o", str(tmp_path), "-q"])
     assert result.exit_code == 0, result.output

@@ -13,7 +13,7 @@ from qnnlab import export_model, export_run, load_packed
 from qnnlab.data import get_dataset
 from qnnlab.nn.models import constrained_names
 from qnnlab.packed import PackedBinaryLinear, PackedFileError, QuantSpec, quantized_state_dict, read_packed, summarize
-from qnnlab.packed.export import resolve_checkpoint
+from qnnlab.packed.export import load_run, resolve_checkpoint
 from qnnlab.packed.format import FRAME_BYTES, read_container
 from qnnlab.quant import get_grid
 
@@ -186,3 +186,16 @@ def test_a_two_moons_run_exports_and_reloads_bit_for_bit(tmp_path: Path, train_r
     q = {**run.weights, **run.quantized}
     reference = functional_call(model, {**dict(model.named_buffers()), **q}, (data.x_test,))
     assert torch.equal(model(data.x_test), reference)
+
+
+def test_a_checkpoint_from_before_per_tensor_grids_loads_on_the_unit_grid(logistic_run, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "results" / "checkpoints" / f"run-{logistic_run.run_id}.pt"
+    ckpt = torch.load(checkpoint, weights_only=False)
+    assert torch.equal(ckpt["quantized"]["weight"], logistic_run.quantized["weight"])
+    old = tmp_path / "old.pt"
+    torch.save({k: v for k, v in ckpt.items() if k not in ("quantized", "grid_scales")}, old)
+    run = load_run(old)
+    assert run.quant == {"weight": QuantSpec(1, 1.0)}
+    assert torch.equal(run.model.weight.detach(), logistic_run.weights["weight"])  # the continuous w, as before
+    export_run(old, tmp_path / "old.qnn")
+    assert torch.equal(read_packed(tmp_path / "old.qnn").state_dict()["weight"], logistic_run.quantized["weight"])
