@@ -75,7 +75,6 @@ from qnnlab.optim._base import QuantOptimizer, check_positive, clip_unit_box_, f
 from qnnlab.optim.constrained_gd import velocity_direction
 from qnnlab.quant.constraints import binary_dphi, binary_phi, kbit_constraint
 from qnnlab.quant.grids import get_grid
-from qnnlab.quant.scales import sawb_coefficients
 from qnnlab.quant.segments import Segments
 from qnnlab.quant.tensor_grids import default_grid, on_grid, sawb_steps
 
@@ -110,8 +109,8 @@ class ASkewSGD(QuantOptimizer):
         eps: constraint level ``ε`` (> 0); set ``group["eps"]`` each epoch to anneal it.
         alpha: violation decay rate ``α`` (> 0).
         bits: 1 (binary, the box ``[−1, 1]``) or ``2..8`` (SAWB-scaled k-bit grid per tensor).
-        sawb: SAWB's ``(c₁, c₂)`` for the k-bit step (default: the table of
-            :mod:`qnnlab.quant.scales` for ``bits``).
+        sawb: SAWB's ``(c₁, c₂)`` for the k-bit step (default ``None``: the table of
+            :mod:`qnnlab.quant.scales` for the group's ``bits``).
         momentum, weight_decay, base, betas, adam_eps: the base step (see
             :class:`qnnlab.optim.SGD`); momentum, decay and Adam act on the skewed direction.
     """
@@ -135,8 +134,6 @@ class ASkewSGD(QuantOptimizer):
         check_positive("alpha", alpha)
         if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
             raise ValueError(f"Invalid bits: {bits!r}; must be an integer in 1..{MAX_BITS}")
-        if bits > 1 and sawb is None:
-            sawb = sawb_coefficients(bits)
         method = {"eps": eps, "alpha": alpha, "bits": bits, "sawb": sawb}
         super().__init__(
             params,
