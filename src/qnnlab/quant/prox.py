@@ -44,6 +44,7 @@ from torch import Tensor
 
 from qnnlab.quant.grids import KBitGrid, sign
 from qnnlab.quant.segments import Segments
+from qnnlab.quant.tensor_grids import default_grid, on_grid
 
 __all__ = [
     "TERNARY_DELTA",
@@ -88,13 +89,10 @@ def ternary_grid(tensors: list[Tensor]) -> tuple[list[Tensor], Tensor]:
 
 def kbit_grid(tensors: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
     """``(q, s)``: each tensor's nearest level on ``KBitGrid(bits, s)``, ``s = max|w|/m``, and the scales."""
-    grid = KBitGrid(bits)
     seg = Segments(tensors)
-    w = seg.flat
     # an all-zero tensor gets the smallest positive scale and stays at 0
-    scale = (seg.reduce(w.abs(), "max") / grid.max_level).clamp_min(torch.finfo(w.dtype).tiny)
-    s = seg.expand(scale)
-    return seg.split(s * grid.project(w / s)), scale
+    scale = (seg.reduce(seg.flat.abs(), "max") / KBitGrid(bits).max_level).clamp_min(torch.finfo(seg.flat.dtype).tiny)
+    return on_grid(seg, scale, bits), scale
 
 
 def quantize_targets(tensors: list[Tensor], bits: int) -> list[Tensor]:
@@ -107,6 +105,5 @@ def prox_grid(tensors: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
     if bits < 1:
         raise ValueError(f"Invalid bits: {bits}; must be >= 1")
     if bits == 1:
-        seg = Segments(tensors)
-        return seg.split(sign(seg.flat)), seg.flat.new_ones(len(tensors))
+        return default_grid(tensors, 1)
     return ternary_grid(tensors) if bits == 2 else kbit_grid(tensors, bits)
