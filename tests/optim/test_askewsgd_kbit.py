@@ -248,7 +248,8 @@ def test_iterates_stay_in_the_held_hull_and_quantize_onto_the_grid(ws, gs, eps: 
     (q,), scale = opt.quantize([p], bits)
     codes = q / scale
     assert torch.equal(scale, step[None])
-    assert_close(codes, codes.round(), atol=1e-5, rtol=0) and (codes.abs() <= top + 1e-5).all()
+    assert_close(codes, codes.round(), atol=1e-5, rtol=0)
+    assert (codes.abs() <= top + 1e-5).all()
 
 
 @given(st.lists(st.floats(-1, 1, allow_nan=False, width=32), min_size=1, max_size=20), grads, bit_widths)

@@ -320,3 +320,13 @@ def test_reaches_the_enumerated_binary_optimum() -> None:
     s = fit(cfg).summary
     assert s["rel_gap"] == 0.0 and s["on_grid"]
     assert s["near_grid"] == 1.0  # the continuous weights themselves end within 0.05 of ±1
+
+
+def test_quantize_refuses_another_bit_width() -> None:
+    p = torch.nn.Parameter(torch.tensor([0.3, -0.6]))
+    with pytest.raises(ValueError, match="this ProxQuant group trains for bits=2; it cannot be judged on bits=4"):
+        ProxQuant([p], bits=2).quantize([p], 4)
+    # mean|w| = 0.45, δ = 0.315: only −0.6 is kept, s = 0.6
+    (q,), scale = ProxQuant([p], bits=2).quantize([p], 2)
+    assert_close(q, torch.tensor([0.0, -0.6]))
+    assert scale.item() == pytest.approx(0.6)

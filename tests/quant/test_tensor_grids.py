@@ -33,7 +33,8 @@ def test_default_grid_by_hand() -> None:
     assert torch.equal(q, torch.tensor([1.0, -1.0, 1.0])) and torch.equal(s, torch.ones(1))
     # 2 bits: Δ = α = 3.49, −4/3.49 → −1 (clamped), the zeros stay
     (q,), s = default_grid([torch.tensor([0.0, 0.0, 0.0, -4.0])], 2)
-    assert_close(q, torch.tensor([0.0, 0.0, 0.0, -3.49])) and s.item() == pytest.approx(3.49)
+    assert_close(q, torch.tensor([0.0, 0.0, 0.0, -3.49]))
+    assert s.item() == pytest.approx(3.49)
     seg = Segments([torch.tensor([0.26, -0.74, 0.9])])
     (q,) = on_grid(seg, torch.tensor([0.25]), 3)  # levels 0.25·{−3..3}: ties go up
     assert_close(q, torch.tensor([0.25, -0.75, 0.75]))

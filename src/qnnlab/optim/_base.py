@@ -129,6 +129,11 @@ class QuantOptimizer(Optimizer):
         scales: list[Tensor | None] = [None] * len(params)
         for group in self.param_groups:
             mine = [p for p in group["params"] if id(p) in wanted]
+            trained = group.get("bits")  # a method that trains for one grid is judged on that one only
+            if mine and trained is not None and trained != bits:
+                raise ValueError(
+                    f"this {type(self).__name__} group trains for bits={trained}; it cannot be judged on bits={bits}"
+                )
             if mine:
                 qs, ss = self._grid(group, mine, bits)
                 for p, qp, sp in zip(mine, qs, ss.unbind(), strict=True):

@@ -76,7 +76,7 @@ from qnnlab.optim.constrained_gd import velocity_direction
 from qnnlab.quant.constraints import binary_dphi, binary_phi, kbit_constraint
 from qnnlab.quant.grids import get_grid
 from qnnlab.quant.segments import Segments
-from qnnlab.quant.tensor_grids import default_grid, on_grid, sawb_steps
+from qnnlab.quant.tensor_grids import on_grid, sawb_steps
 
 __all__ = ["KBIT_INACTIVE", "MAX_BITS", "ASkewSGD", "kbit_skewed_direction", "skewed_direction"]
 
@@ -182,10 +182,8 @@ class ASkewSGD(QuantOptimizer):
             torch._foreach_minimum_(targets, box)
 
     def _grid(self, group: dict[str, Any], params: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
-        if bits != group["bits"]:
-            raise ValueError(f"this ASkewSGD group trains for bits={group['bits']}; it cannot be judged on bits={bits}")
         if bits == 1:
-            return default_grid(params, bits)
+            return super()._grid(group, params, bits)
         seg = Segments(params)
         steps = self.grid_steps(group, params, seg, hold=False)
         return on_grid(seg, steps, bits), steps
