@@ -12,6 +12,7 @@ import torch
 from formats import IDX_FILES, cifar_folder, idx_bytes, image_tree, mnist_folder, py2_pickle, write_idx
 from PIL import Image
 
+from cli_check import fails_cleanly
 from qnnlab.config import (
     CIFAR10Data,
     DigitsData,
@@ -386,3 +387,44 @@ def test_cifar_batches_with_odd_contents(tmp_path: Path) -> None:
             (folder / "data_batch_4").write_bytes(pickle.dumps(batch))
         with pytest.raises(DataError, match=pattern):
             get_dataset(CIFAR10Data(data_dir=str(folder)))
+
+
+def _mnist_with(root: Path, split: str, images: np.ndarray | bytes) -> tuple[Path, Path]:
+    """``(folder, images file)``: an MNIST folder whose ``split`` images are ``images`` (an array, or file bytes)."""
+    folder = mnist_folder(root)
+    name = IDX_FILES[split][0]
+    (folder / f"{name}.gz").unlink()
+    if isinstance(images, bytes):
+        path = folder / (name + (".gz" if images[:2] == b"\x1f\x8b" else ""))
+        path.write_bytes(images)
+    else:
+        path = write_idx(folder / f"{name}.gz", images)
+        write_idx(folder / (IDX_FILES[split][1] + ".gz"), np.zeros(len(images), np.uint8))
+    return folder, path
+
+
+BROKEN = {
+    "no training images": ("train", lambda: np.zeros((0, 28, 28), np.uint8)),
+    "test images of another shape": ("test", lambda: np.zeros((20, 14, 14), np.uint8)),
+    "a header np.prod overflows": ("train", overflow_idx),
+    "a gzip bomb": ("train", lambda: gzip_bomb(np.zeros((30, 28, 28), np.uint8), mib=64)),
+    "constant images": ("train", lambda: np.full((30, 28, 28), 255, np.uint8)),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_the_cli_names_the_broken_file(tmp_path: Path, case: str) -> None:
+    split, images = BROKEN[case]
+    folder, path = _mnist_with(tmp_path, split, images())
+    fails_cleanly(
+        ["compare", "mnist-mlp", "--seeds", "1", "--data-dir", folder, "-o", tmp_path / "out", "-q"], f"{path}: "
+    )
+
+
+def test_the_cli_refuses_a_crafted_cifar_batch(tmp_path: Path) -> None:
+    folder = cifar_folder(tmp_path / "cifar")
+    marker = tmp_path / "pwned"
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": Payload(marker), b"labels": []}))
+    args = ["compare", "cifar10-vgg", "--seeds", "1", "--data-dir", folder, "-o", tmp_path / "results", "-q"]
+    fails_cleanly(args, f"{folder / 'test_batch'}: refused to load builtins.exec")
+    assert not marker.exists()
