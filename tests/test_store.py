@@ -122,7 +122,7 @@ def test_garbage_truncated_and_foreign_files_are_refused(tmp_path: Path, read_on
     with sqlite3.connect(foreign / DB_NAME) as db:
         db.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)")
     before = (foreign / DB_NAME).read_bytes()
-    with pytest.raises(StoreError, match=rf"^{foreign / DB_NAME}: not a qnnlab run store \(table 'metrics' lacks "):
+    with pytest.raises(StoreError, match=rf"^{foreign / DB_NAME}: not a qnnlab run store \(table 'runs' lacks comp"):
         RunStore(foreign, read_only=read_only)
     assert (foreign / DB_NAME).read_bytes() == before  # another program's database is never written to
 
@@ -131,3 +131,12 @@ def test_a_results_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match=rf"^{tmp_path / 'file'}: cannot hold a run store \(.*file exists\)$"):
         RunStore(tmp_path / "file")
+
+
+def test_a_store_from_before_a_table_existed_gains_it(tmp_path: Path) -> None:
+    _store_with_runs(tmp_path)
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("DROP TABLE series")  # as a store made before per-epoch series
+    with RunStore(tmp_path) as store:
+        (run,) = store.runs()
+        assert store.series(run["id"], "batch_loss") == {} and store.history(run["id"])[0] == {"loss": 1.0}

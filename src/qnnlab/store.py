@@ -76,13 +76,17 @@ def _columns(db: sqlite3.Connection, table: str) -> set[str]:
 
 
 def _check_schema(db: sqlite3.Connection, path: Path) -> None:
-    """:class:`StoreError` unless ``db`` has the store's tables with (at least) their columns."""
+    """:class:`StoreError` unless ``db`` has a ``runs`` table and each store table it has holds (at least)
+    the columns of :data:`_SCHEMA`; a table added since the store was made may be missing."""
     with closing(sqlite3.connect(":memory:")) as expected:
         expected.executescript(_SCHEMA)
         columns = {table: _columns(expected, table) for table in sorted(_tables(expected))}
+    present = _tables(db)
+    found = ", ".join(sorted(present)) or "none"
+    if "runs" not in present:
+        raise StoreError(f"{path}: not a qnnlab run store (no table 'runs'; tables: {found})")
     for table, names in columns.items():
-        if missing := names - _columns(db, table):
-            found = ", ".join(sorted(_tables(db))) or "none"
+        if table in present and (missing := names - _columns(db, table)):
             raise StoreError(
                 f"{path}: not a qnnlab run store (table {table!r} lacks {', '.join(sorted(missing))}; tables: {found})"
             )
