@@ -1,8 +1,9 @@
-"""Atomic file writes: a reader sees the old file or the new one, never a part of either.
+"""File writes that are atomic, and OS errors as one line naming the path.
 
-Each write goes to a temporary file of its own (a unique name beside the target, so that
+An atomic write goes to a temporary file of its own (a unique name beside the target, so that
 concurrent writers never share one), is flushed to disk, then renamed over the target in one
-step. Errors name the target, not the temporary file, which is removed.
+step: a reader sees the old file or the new one, never a part of either. Errors name the
+target, not the temporary file, which is removed.
 """
 
 from __future__ import annotations
