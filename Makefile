@@ -5,9 +5,30 @@ BIN := $(VENV)/bin
 # the CPU build of torch (see constraints-cpu.txt); a GPU user installs their own torch first
 PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints-cpu.txt
 
-.PHONY: run test lint bench clean
+# Debian packages, each installed only when missing: python3-venv (ensurepip) for the venv; for the
+# tests a real headless Chromium (the report tests) and Debian's Fashion-MNIST IDX files (its loader test)
+APT_GET ?= apt-get
+CHROMIUM ?= chromium
+FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
+VENV_PACKAGES = $(if $(shell $(PYTHON) -c 'import ensurepip' 2>/dev/null && echo ok),,python3-venv)
+TEST_PACKAGES = $(if $(shell command -v $(CHROMIUM)),,chromium) $(if $(wildcard $(FASHION_MNIST)),,dataset-fashion-mnist)
+
+# `$(call apt_install,PACKAGES)`: nothing when PACKAGES is empty; else apt-get as root, through sudo
+# when not root, or one line saying what to install
+define apt_install
+@set -e; pkgs="$(strip $(1))"; [ -n "$$pkgs" ] || exit 0; \
+if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
+else echo "make: missing Debian packages; as root, run: apt-get install $$pkgs" >&2; exit 1; fi; \
+command -v $(APT_GET) >/dev/null || { echo "make: no apt-get here; install these (Debian names): $$pkgs" >&2; exit 1; }; \
+echo "make: installing $$pkgs" >&2; \
+$$sudo $(APT_GET) update -qq; \
+$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$pkgs
+endef
+
+.PHONY: run test lint bench clean system-test
 
 $(BIN)/python:
+	$(call apt_install,$(VENV_PACKAGES))
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt | $(BIN)/python
@@ -18,6 +39,9 @@ $(VENV)/.installed-dev: pyproject.toml constraints-cpu.txt | $(BIN)/python
 	$(PIP_INSTALL) -e '.[dev]'
 	touch $(VENV)/.installed $@
 
+system-test:
+	$(call apt_install,$(TEST_PACKAGES))
+
 run: $(VENV)/.installed
 	$(BIN)/qnnlab compare logistic --seeds 5 --results results
 
@@ -25,7 +49,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: system-test lint
 	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2  # two workers, one thread each: no spin-waiting on 2 cores
 
 bench: $(VENV)/.installed-dev

@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.benchmark import Timer
 
 import qnnlab
-from qnnlab.experiments.compare import write_atomic
+from qnnlab.io import write_atomic
 from qnnlab.packed import PackedBinaryLinear, pack_signs
 
 MAKE_BENCH = [".venv/bin/python", "benchmarks/bench_packed.py", "--out", "docs/benchmarks_packed.md"]

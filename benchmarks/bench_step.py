@@ -22,7 +22,6 @@ import platform
 import shlex
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -33,6 +32,7 @@ from torch import nn
 from torch.utils.benchmark import Timer
 
 import qnnlab
+from qnnlab.io import write_atomic
 from qnnlab.nn.models import param_groups
 from qnnlab.optim import SGD, STE, AdaSTE, ASkewSGD, BinaryConnect, ConstrainedGD, PrimalDual, ProxQuant
 
@@ -137,9 +137,7 @@ def main() -> None:
     print("\n".join(table))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=args.out.parent, suffix=".tmp", delete=False) as f:
-            f.write(text)
-        os.replace(f.name, args.out)
+        write_atomic(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from qnnlab.config import validate_config
-from qnnlab.store import DB_NAME, RunStore
+from qnnlab.store import DB_NAME, RunStore, StoreError
 from qnnlab.train.loop import fit
 
 CFG = {"epochs": 5, "batch_size": 100, "data": {"name": "logistic", "n_train": 500, "n_test": 100}}
@@ -71,3 +71,72 @@ def test_series_hold_the_batch_losses_and_the_weight_histograms(tmp_path: Path) 
     assert batches[1][0] == pytest.approx(loss_fn(model(data.x_train[idx]), data.y_train[idx]).item(), rel=1e-6)
     assert all(sum(h) == 10 for h in hists.values())  # every one of the d = 10 weights, every epoch
     assert len(edges[0]) == len(hists[0]) + 1 == 62
+
+
+# -- read-only opening and files that are not a store --------------------------------------
+def _store_with_runs(folder: Path, runs: int = 1) -> None:
+    with RunStore(folder) as store:
+        for seed in range(runs):
+            config = {"label": "a", "seed": seed, "method": {"name": "sgd"}, "data": {"seed": 0}}
+            run = store.start_run(config, comparison="cmp", versions={"torch": "x"})
+            for epoch in range(20):
+                store.log_epoch(run, epoch, {"loss": 1 / (epoch + 1)}, {"batch_loss": [0.5] * 50})
+            store.finish_run(run, {"loss": 0.05})
+
+
+def test_a_read_only_store_reads_everything_and_writes_nothing(tmp_path: Path) -> None:
+    _store_with_runs(tmp_path)
+    before = (tmp_path / DB_NAME).read_bytes()
+    with RunStore(tmp_path, read_only=True) as store:
+        (run,) = store.runs("cmp")
+        assert run["summary"] == {"loss": 0.05} and store.history(run["id"])[3] == {"loss": 0.25}
+        assert store.series(run["id"], "batch_loss")[19] == [0.5] * 50
+        with pytest.raises(sqlite3.OperationalError, match="attempt to write a readonly database"):
+            store.finish_run(run["id"], {})
+    assert (tmp_path / DB_NAME).read_bytes() == before
+    with pytest.raises(StoreError, match=rf"^{tmp_path / 'none' / DB_NAME}: no such file$"):
+        RunStore(tmp_path / "none", read_only=True)
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_garbage_truncated_and_foreign_files_are_refused(tmp_path: Path, read_only: bool) -> None:
+    garbage, truncated, foreign = (tmp_path / name for name in ("garbage", "truncated", "foreign"))
+    garbage.mkdir()
+    (garbage / DB_NAME).write_bytes(b"SQLite format 2\x00 but really some text file" * 100)
+    with pytest.raises(StoreError, match=rf"^{garbage / DB_NAME}: not a qnnlab run store \(file is not a database\)$"):
+        RunStore(garbage, read_only=read_only)
+
+    _store_with_runs(truncated, runs=20)
+    raw = (truncated / DB_NAME).read_bytes()
+    malformed = r"(not a qnnlab run store|unreadable) \(database disk image is malformed\)"
+    faults = rf"{malformed}|run \d+'s batch_loss is not valid JSON"
+    for cut in (len(raw) // 2, len(raw) // 100, 100):  # found on opening, on reading, or in a cut JSON row
+        (truncated / DB_NAME).write_bytes(raw[:-cut])
+        pattern = rf"^{truncated / DB_NAME}: ({faults})$"
+        with pytest.raises(StoreError, match=pattern), RunStore(truncated, read_only=read_only) as store:
+            for run in store.runs():
+                store.series(run["id"], "batch_loss")
+
+    foreign.mkdir()
+    with sqlite3.connect(foreign / DB_NAME) as db:
+        db.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)")
+    before = (foreign / DB_NAME).read_bytes()
+    with pytest.raises(StoreError, match=rf"^{foreign / DB_NAME}: not a qnnlab run store \(table 'runs' lacks comp"):
+        RunStore(foreign, read_only=read_only)
+    assert (foreign / DB_NAME).read_bytes() == before  # another program's database is never written to
+
+
+def test_a_results_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match=rf"^{tmp_path / 'file'}: cannot hold a run store \(.*file exists\)$"):
+        RunStore(tmp_path / "file")
+
+
+def test_a_store_from_before_a_table_existed_gains_it(tmp_path: Path) -> None:
+    _store_with_runs(tmp_path)
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("DROP TABLE series")  # as a store made before per-epoch series
+    with RunStore(tmp_path) as store:
+        (run,) = store.runs()
+        assert store.series(run["id"], "batch_loss") == {} and store.history(run["id"])[0] == {"loss": 1.0}

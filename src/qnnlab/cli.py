@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from qnnlab.config import ConfigError, RunConfig, load_config
+from qnnlab.io import describe_os_error, write_atomic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train and compare quantized neural networks.")
 # a wide table when piped (rich falls back to 80 columns off a terminal)
@@ -121,29 +122,30 @@ def _with_trackers(configs: list[RunConfig], track: list[str] | None) -> list[Ru
 
 def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool, track: list[str] | None = None) -> None:
     from qnnlab.data import DataError
-    from qnnlab.experiments.compare import aggregate, compare, markdown_table, write_atomic
+    from qnnlab.experiments.compare import aggregate, compare, markdown_table
+    from qnnlab.store import StoreError
 
     configs = _with_trackers(configs, track)
     progress = _progress(quiet)
     try:
         with progress or nullcontext():
             out = compare(configs, results, name, on_run=_epoch_bars(progress, configs))
-    except DataError as err:
+    except (DataError, StoreError) as err:
         _fail(str(err))
+    except OSError as err:  # a checkpoint that cannot be written, a full disk, ...
+        _fail(describe_os_error(err))
     rows = aggregate(out)
     _print_table(rows, f"{name}: weights judged after quantization, mean ± std over seeds", name)
-    write_atomic(results / f"{name}.md", markdown_table(rows, name))
+    try:
+        write_atomic(results / f"{name}.md", markdown_table(rows, name))
+    except OSError as err:
+        _fail(describe_os_error(err))
     if not quiet:
         console.print(f"runs and per-epoch metrics: {results / 'qnnlab.sqlite'}; table: {results / (name + '.md')}")
 
 
 def _override(configs: list[RunConfig], device: str | None, data_dir: Path | None) -> list[RunConfig]:
     """The configs with ``--device`` and ``--data-dir`` applied (validated again)."""
-    if device is not None and device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {device}: this torch build sees no CUDA device")
     out = []
     for cfg in configs:
         changes: dict = {} if device is None else {"device": device}
@@ -152,7 +154,23 @@ def _override(configs: list[RunConfig], device: str | None, data_dir: Path | Non
                 raise ConfigError(f"--data-dir: data set {cfg.data.name!r} reads no files")
             changes["data"] = {**cfg.data.model_dump(), "data_dir": str(data_dir)}
         out.append(cfg.with_(**changes) if changes else cfg)
+    if device is not None:  # a valid name by now
+        _check_device(device)
     return out
+
+
+def _check_device(device: str) -> None:
+    """:class:`ConfigError` unless torch can use ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``mps``) here."""
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device {device}: this torch build sees no CUDA device")
+        if int(device.partition(":")[2] or 0) >= count:
+            raise ConfigError(f"--device {device}: no such device; this machine has cuda:0 to cuda:{count - 1}")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("--device mps: this torch build sees no MPS device (Apple silicon only)")
 
 
 @app.command()
@@ -172,10 +190,13 @@ def run(
     _train(cfgs, results, config.stem, quiet, track)
 
 
+MAX_SEEDS = 1000  # already 12,000 runs of the logistic preset
+
+
 @app.command()
 def compare(
     preset: Annotated[str, typer.Argument(help="preset name (see `qnnlab list`)")] = "logistic",
-    seeds: Annotated[int, typer.Option(min=1, help="training seeds 0..N-1")] = 5,
+    seeds: Annotated[int, typer.Option(help=f"training seeds 0..N-1 (N from 1 to {MAX_SEEDS})")] = 5,
     results: ResultsOpt = Path("results"),
     quiet: QuietOpt = False,
     track: TrackOpt = None,
@@ -185,6 +206,8 @@ def compare(
     """Train every method of a preset over several seeds and print the comparison table."""
     from qnnlab.experiments.presets import preset_runs
 
+    if not 1 <= seeds <= MAX_SEEDS:
+        _fail(f"--seeds {seeds}: choose from 1 to {MAX_SEEDS}")
     try:
         configs = _override(preset_runs(preset, seeds), device, data_dir)
     except (KeyError, ConfigError) as err:
@@ -222,14 +245,16 @@ def report(
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     written = []
-    if "html" in formats:
-        written.append(write_html(data, out or results / f"{data.name}.html", results_dir=results))
-    for fmt in formats:
-        if fmt != "html":
-            try:
+    try:
+        if "html" in formats:
+            written.append(write_html(data, out or results / f"{data.name}.html", results_dir=results))
+        for fmt in formats:
+            if fmt != "html":
                 written += write_static(data, results / f"{data.name}-figures", fmt)
-            except (ModuleNotFoundError, RuntimeError) as err:
-                _fail(str(err))
+    except (ModuleNotFoundError, RuntimeError) as err:
+        _fail(str(err))
+    except OSError as err:  # --out a folder, a read-only results folder, ...
+        _fail(describe_os_error(err))
     for path in written:
         console.print(str(path), highlight=False, soft_wrap=True)
 
@@ -262,8 +287,10 @@ def export(
     try:
         size = export_run(run, out)
         s = summary_of(out)  # reads the file back
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except (ValueError, KeyError) as err:
         _fail(str(err).strip("'\""))
+    except OSError as err:
+        _fail(describe_os_error(err))
     console.print(
         f"wrote {out}: {size:,} bytes ({s.packed_bytes:,} of tensors + {size - s.packed_bytes:,} of header);"
         f" float32 equivalent {s.float32_bytes:,} bytes"

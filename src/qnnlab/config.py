@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from qnnlab.io import describe_os_error
 from qnnlab.methods import METHODS, MethodConfig
 from qnnlab.schedules import Schedule, constant, exponential, inverse_power, step_decay
 
@@ -335,13 +336,23 @@ def validate_config(data: dict[str, Any]) -> RunConfig:
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a TOML run config; raises :class:`ConfigError` with one line."""
     path = Path(path)
+    limit = 1 << 20  # a run config is a few kB; this stops /dev/zero or a stray data file early
     try:
-        data = tomllib.loads(path.read_text())
+        with path.open("rb") as f:
+            raw = f.read(limit + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except OSError as err:  # a directory, a symlink loop, no permission, ...
+        raise ConfigError(describe_os_error(err)) from None
+    if len(raw) > limit:
+        raise ConfigError(f"{path}: larger than {limit >> 20} MiB; not a run config")
+    try:
+        return validate_config(tomllib.loads(raw.decode()))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    try:
-        return validate_config(data)
+    except RecursionError:  # in the parser, or in the values an error message repeats
+        raise ConfigError(f"{path}: arrays or tables nested too deeply to be a run config") from None
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None

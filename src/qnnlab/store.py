@@ -17,14 +17,17 @@ run is writing to it.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DB_NAME", "RunStore"]
+from qnnlab.io import describe_os_error
+
+__all__ = ["DB_NAME", "RunStore", "StoreError"]
 
 DB_NAME = "qnnlab.sqlite"
 
@@ -60,18 +63,94 @@ CREATE TABLE IF NOT EXISTS series (
 """
 
 
-class RunStore:
-    """Open (creating if needed) ``DIR/qnnlab.sqlite``."""
+class StoreError(ValueError):
+    """A results folder or store file that cannot be used; the message names the path."""
 
-    def __init__(self, results_dir: str | Path) -> None:
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _check_schema(db: sqlite3.Connection, path: Path) -> None:
+    """:class:`StoreError` unless ``db`` has a ``runs`` table and each store table it has holds (at least)
+    the columns of :data:`_SCHEMA`; a table added since the store was made may be missing."""
+    with closing(sqlite3.connect(":memory:")) as expected:
+        expected.executescript(_SCHEMA)
+        columns = {table: _columns(expected, table) for table in sorted(_tables(expected))}
+    present = _tables(db)
+    found = ", ".join(sorted(present)) or "none"
+    if "runs" not in present:
+        raise StoreError(f"{path}: not a qnnlab run store (no table 'runs'; tables: {found})")
+    for table, names in columns.items():
+        if table in present and (missing := names - _columns(db, table)):
+            raise StoreError(
+                f"{path}: not a qnnlab run store (table {table!r} lacks {', '.join(sorted(missing))}; tables: {found})"
+            )
+
+
+class RunStore:
+    """Open (creating if needed) ``DIR/qnnlab.sqlite``.
+
+    With ``read_only=True`` the store must exist and nothing in it changes; it opens in a read-only
+    folder too (where SQLite can add no ``-wal``/``-shm`` companion files). A file that is not a
+    qnnlab store (garbage, truncated, another program's SQLite) raises :class:`StoreError`.
+    """
+
+    def __init__(self, results_dir: str | Path, *, read_only: bool = False) -> None:
         self.dir = Path(results_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / DB_NAME
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        if read_only and not self.path.is_file():
+            raise StoreError(f"{self.path}: no such file")
+        try:
+            self._db = self._connect_read_only() if read_only else self._connect()
+        except sqlite3.OperationalError as err:  # no permission, a read-only folder, a folder named like the file
+            raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
+        except sqlite3.DatabaseError as err:  # not SQLite at all, or damaged
+            raise StoreError(f"{self.path}: not a qnnlab run store ({err})") from None
+        except OSError as err:
+            raise StoreError(f"{self.dir}: cannot hold a run store ({describe_os_error(err)})") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            if _tables(db):  # an existing store (never another program's database: checked before any write)
+                _check_schema(db, self.path)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(_SCHEMA)
+            # a write that is rolled back: fails now, not at the first epoch, if the file is read-only
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("CREATE TABLE _write_probe (x)")
+            db.execute("ROLLBACK")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None)
+        try:
+            _tables(db)
+        except sqlite3.OperationalError:
+            if os.access(self.dir, os.W_OK, effective_ids=os.access in os.supports_effective_ids):
+                raise
+            # a WAL database in a folder we cannot write: no -shm file can be made, and no writer
+            # is live (it would keep one); then SQLite reads it as an immutable file
+            db.close()
+            db = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+        try:
+            _check_schema(db, self.path)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self._db.close()
@@ -137,33 +216,41 @@ class RunStore:
             )
 
     # -- reading ------------------------------------------------------------------------
+    def _read(self, query: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """All rows of ``query``; a damaged database raises :class:`StoreError` naming the file."""
+        try:
+            cur = self._db.cursor()
+            cur.row_factory = sqlite3.Row
+            return cur.execute(query, args).fetchall()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path}: unreadable ({err})") from None
+
+    def _json(self, text: str, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise StoreError(f"{self.path}: {what} is not valid JSON") from None
+
     def runs(self, comparison: str | None = None) -> list[dict[str, Any]]:
         """Runs in insertion order, with ``config``, ``versions`` and ``summary`` decoded."""
         query, args = "SELECT * FROM runs", ()
         if comparison is not None:
             query, args = query + " WHERE comparison = ?", (comparison,)
-        cur = self._db.execute(query + " ORDER BY id", args)
-        cols = [c[0] for c in cur.description]
-        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        rows = [dict(r) for r in self._read(query + " ORDER BY id", args)]
         for r in rows:
             for key in ("config", "versions", "summary"):
-                r[key] = json.loads(r[key]) if r[key] is not None else None
+                r[key] = self._json(r[key], f"run {r['id']}'s {key}") if r[key] is not None else None
         return rows
 
     def history(self, run_id: int) -> dict[int, dict[str, float]]:
         """``{epoch: {metric: value}}`` of one run."""
         out: dict[int, dict[str, float]] = {}
-        for epoch, name, value in self._db.execute(
-            "SELECT epoch, name, value FROM metrics WHERE run_id = ? ORDER BY epoch, name", (run_id,)
-        ):
+        query = "SELECT epoch, name, value FROM metrics WHERE run_id = ? ORDER BY epoch, name"
+        for epoch, name, value in self._read(query, (run_id,)):
             out.setdefault(epoch, {})[name] = value
         return out
 
     def series(self, run_id: int, name: str) -> dict[int, list[float]]:
         """``{epoch: values}`` of one run's series ``name`` (epochs without it are absent)."""
-        return {
-            epoch: json.loads(data)
-            for epoch, data in self._db.execute(
-                "SELECT epoch, data FROM series WHERE run_id = ? AND name = ? ORDER BY epoch", (run_id, name)
-            )
-        }
+        query = "SELECT epoch, data FROM series WHERE run_id = ? AND name = ? ORDER BY epoch"
+        return {epoch: self._json(data, f"run {run_id}'s {name}") for epoch, data in self._read(query, (run_id, name))}

@@ -69,3 +69,24 @@ def image_tree(root: Path, classes=("cat", "dog", "fox"), per_class: int = 2, si
                 image = Image.new("RGB", size, (80 * c, 40 * i, 200))
                 image.save(folder / f"{i}.{'jpg' if i % 2 else 'png'}")
     return root
+
+
+def _binstring(b: bytes) -> bytes:
+    return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<i", len(b)) + b
+
+
+def py2_pickle(batch: dict[bytes, np.ndarray | list[int]]) -> bytes:
+    """``batch`` pickled as Python 2's cPickle wrote the CIFAR-10 archive: protocol 2, byte strings as
+    ``BINSTRING``, arrays through ``numpy.core.multiarray._reconstruct`` (2-D ``uint8`` arrays, small ints)."""
+    out = b"\x80\x02}("  # PROTO 2, EMPTY_DICT, MARK
+    for key, value in batch.items():
+        out += _binstring(key)
+        if isinstance(value, np.ndarray):
+            dtype = b"cnumpy\ndtype\n" + _binstring(b"u1") + b"\x89\x88\x87R"  # dtype('u1', False, True)
+            dtype += b"(K\x03" + _binstring(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"  # its state
+            shape = b"".join(b"J" + struct.pack("<i", n) for n in value.shape) + b"\x86"
+            out += b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _binstring(b"b") + b"\x87R"
+            out += b"(K\x01" + shape + dtype + b"\x89" + _binstring(value.tobytes()) + b"tb"  # BUILD the array
+        else:
+            out += b"](" + b"".join(b"K" + bytes([v]) for v in value) + b"e"  # EMPTY_LIST, MARK, APPENDS
+    return out + b"u."  # SETITEMS, STOP

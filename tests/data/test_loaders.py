@@ -2,14 +2,17 @@
 
 import gzip
 import pickle
+import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from formats import cifar_folder, idx_bytes, image_tree, mnist_folder, write_idx
+from formats import IDX_FILES, cifar_folder, idx_bytes, image_tree, mnist_folder, py2_pickle, write_idx
 from PIL import Image
 
+from cli_check import fails_cleanly
 from qnnlab.config import (
     CIFAR10Data,
     DigitsData,
@@ -20,6 +23,7 @@ from qnnlab.config import (
     TwoMoonsData,
 )
 from qnnlab.data import DATA_ENV, DataError, Pixels, get_dataset, random_crop_flip
+from qnnlab.data.cifar import read_batch
 from qnnlab.data.idx import FASHION_MNIST_DEBIAN, IMAGES_MAGIC, LABELS_MAGIC, read_idx
 
 
@@ -269,3 +273,158 @@ def test_unknown_dataset_lists_the_choices() -> None:
 
     with pytest.raises(KeyError, match="unknown dataset 'svhn'; choose from: cifar10, digits, fashion_mnist"):
         get_dataset(Odd())
+
+
+# -- hostile and degenerate files ---------------------------------------------------------
+# np.prod of this shape wraps around int64 to 1568: a header that would pass a size check with 1568 bytes
+OVERFLOW_SHAPE = (2186784, 3123, 2701107387)
+
+
+def overflow_idx() -> bytes:
+    return struct.pack(">I", IMAGES_MAGIC) + struct.pack(">3I", *OVERFLOW_SHAPE) + bytes(1568)
+
+
+def gzip_bomb(array: np.ndarray, mib: int) -> bytes:
+    """A valid IDX file of ``array``, then ``mib`` MiB of zeros: 1 MiB gzip members of ~1 kB, repeated."""
+    return gzip.compress(idx_bytes(array)) + gzip.compress(bytes(1 << 20)) * mib
+
+
+def test_idx_sizes_are_exact_whatever_the_header_claims(tmp_path: Path) -> None:
+    assert int(np.prod(OVERFLOW_SHAPE)) == 1568  # what a size check with np.prod would have accepted
+    (tmp_path / "raw").write_bytes(overflow_idx())
+    expected = rf"expected 18446744073709553184 bytes of data for shape \({', '.join(map(str, OVERFLOW_SHAPE))}\)"
+    with pytest.raises(DataError, match=rf"raw: truncated: {expected}, found 1568$"):
+        read_idx(tmp_path / "raw", IMAGES_MAGIC)
+    (tmp_path / "gz").write_bytes(gzip.compress(overflow_idx()))
+    size = (tmp_path / "gz").stat().st_size
+    with pytest.raises(DataError, match=rf"gz: corrupt header: shape .* a gzip file of {size} bytes holds at most"):
+        read_idx(tmp_path / "gz", IMAGES_MAGIC)
+
+
+def test_a_gzip_bomb_is_never_decompressed(tmp_path: Path) -> None:
+    (tmp_path / "bomb.gz").write_bytes(gzip_bomb(np.zeros((1, 28, 28), np.uint8), mib=256))
+    assert (tmp_path / "bomb.gz").stat().st_size < 300_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"bomb\.gz: trailing bytes: expected 784 bytes of data .* found more"):
+            read_idx(tmp_path / "bomb.gz", IMAGES_MAGIC)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20  # bytes: what the header announces, not the 256 MiB the file inflates to
+
+
+def test_idx_folders_with_no_images_mismatched_shapes_or_constant_pixels(tmp_path: Path) -> None:
+    def broken(name: str, split: str, images: np.ndarray) -> str:
+        folder = mnist_folder(tmp_path / name)
+        write_idx(folder / (IDX_FILES[split][0] + ".gz"), images)
+        write_idx(folder / (IDX_FILES[split][1] + ".gz"), np.zeros(len(images), np.uint8))
+        return str(folder)
+
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: 0 images; the train split needs at least one"):
+        get_dataset(MNISTData(data_dir=broken("empty", "train", np.zeros((0, 28, 28), np.uint8))))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz: 0 images; the test split needs at least one"):
+        get_dataset(MNISTData(data_dir=broken("no_test", "test", np.zeros((0, 28, 28), np.uint8))))
+    pattern = r"t10k-images-idx3-ubyte\.gz: 20×20 images; the training images \(.*train-images.*\) are 28×28"
+    with pytest.raises(DataError, match=pattern):
+        get_dataset(MNISTData(data_dir=broken("shapes", "test", np.zeros((20, 20, 20), np.uint8))))
+    pattern = r"train-images-idx3-ubyte\.gz: every pixel of channel 0 is 7; a constant input cannot be normalized"
+    with pytest.raises(DataError, match=pattern):
+        get_dataset(MNISTData(data_dir=broken("constant", "train", np.full((30, 28, 28), 7, np.uint8))))
+
+
+def test_pixels_refuse_a_constant_channel() -> None:
+    images = torch.randint(0, 256, (4, 3, 2, 2), dtype=torch.uint8)
+    images[:, 1] = 0
+    with pytest.raises(DataError, match=r"^somewhere: every pixel of channel 1 is 0; a constant input cannot"):
+        Pixels.fit(images, "somewhere")
+    images[0, 1, 0, 0] = 1  # one pixel differs: std > 0, fine
+    assert Pixels.fit(images).std[1] > 0
+
+
+class Payload:
+    """Unpickled plainly, runs ``exec``: it writes a marker file (the harmless stand-in of any code)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",)
+
+
+def test_cifar_batches_never_run_code(tmp_path: Path) -> None:
+    folder = cifar_folder(tmp_path / "cifar")
+    marker = tmp_path / "pwned"
+    batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"filenames": Payload(marker)}
+    (folder / "data_batch_1").write_bytes(pickle.dumps(batch))
+    with pytest.raises(DataError, match=r"data_batch_1: refused to load builtins\.exec, which is not part of the"):
+        get_dataset(CIFAR10Data(data_dir=str(folder)))
+    assert not marker.exists()
+    pickle.loads((folder / "data_batch_1").read_bytes())  # the file is live: a plain unpickler runs it
+    assert marker.read_text() == "pwned"
+
+
+@pytest.mark.parametrize("protocol", ["py2", 4, 5])
+def test_cifar_batches_of_every_pickle_protocol_load(tmp_path: Path, protocol: str | int) -> None:
+    # py2: as the official archive (cPickle, numpy.core); 4: Python 3's default; 5: in-band buffers (3.14's default)
+    batch = {b"data": np.arange(2 * 3072).astype(np.uint8).reshape(2, 3072), b"labels": [3, 9]}
+    raw = py2_pickle(batch) if protocol == "py2" else pickle.dumps(batch, protocol=protocol)
+    (tmp_path / "b").write_bytes(raw)
+    images, labels = read_batch(tmp_path / "b")
+    assert images.shape == (2, 3, 32, 32) and labels.tolist() == [3, 9]
+    assert np.array_equal(images.reshape(2, -1), batch[b"data"])
+
+
+def test_cifar_batches_with_odd_contents(tmp_path: Path) -> None:
+    cases = {
+        "labels": ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [b"x", b"y"]}, "labels that are not integers"),
+        "list": ({b"data": [[0] * 3072], b"labels": [1]}, r"data of shape \? \(list\) for 1 labels"),
+        "empty": ({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, "0 images in the training batches"),
+    }
+    for name, (batch, pattern) in cases.items():
+        folder = cifar_folder(tmp_path / name, per_batch=0 if name == "empty" else 2)
+        if name != "empty":
+            (folder / "data_batch_4").write_bytes(pickle.dumps(batch))
+        with pytest.raises(DataError, match=pattern):
+            get_dataset(CIFAR10Data(data_dir=str(folder)))
+
+
+def _mnist_with(root: Path, split: str, images: np.ndarray | bytes) -> tuple[Path, Path]:
+    """``(folder, images file)``: an MNIST folder whose ``split`` images are ``images`` (an array, or file bytes)."""
+    folder = mnist_folder(root)
+    name = IDX_FILES[split][0]
+    (folder / f"{name}.gz").unlink()
+    if isinstance(images, bytes):
+        path = folder / (name + (".gz" if images[:2] == b"\x1f\x8b" else ""))
+        path.write_bytes(images)
+    else:
+        path = write_idx(folder / f"{name}.gz", images)
+        write_idx(folder / (IDX_FILES[split][1] + ".gz"), np.zeros(len(images), np.uint8))
+    return folder, path
+
+
+BROKEN = {
+    "no training images": ("train", lambda: np.zeros((0, 28, 28), np.uint8)),
+    "test images of another shape": ("test", lambda: np.zeros((20, 14, 14), np.uint8)),
+    "a header np.prod overflows": ("train", overflow_idx),
+    "a gzip bomb": ("train", lambda: gzip_bomb(np.zeros((30, 28, 28), np.uint8), mib=64)),
+    "constant images": ("train", lambda: np.full((30, 28, 28), 255, np.uint8)),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_the_cli_names_the_broken_file(tmp_path: Path, case: str) -> None:
+    split, images = BROKEN[case]
+    folder, path = _mnist_with(tmp_path, split, images())
+    fails_cleanly(
+        ["compare", "mnist-mlp", "--seeds", "1", "--data-dir", folder, "-o", tmp_path / "out", "-q"], f"{path}: "
+    )
+
+
+def test_the_cli_refuses_a_crafted_cifar_batch(tmp_path: Path) -> None:
+    folder = cifar_folder(tmp_path / "cifar")
+    marker = tmp_path / "pwned"
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": Payload(marker), b"labels": []}))
+    args = ["compare", "cifar10-vgg", "--seeds", "1", "--data-dir", folder, "-o", tmp_path / "results", "-q"]
+    fails_cleanly(args, f"{folder / 'test_batch'}: refused to load builtins.exec")
+    assert not marker.exists()

@@ -56,7 +56,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def chromium(page: str, profile: Path, *flags: str) -> tuple[str, list[str]]:
     """Run headless Chromium on ``page``; returns stdout and the page's console lines (errors included)."""
     if CHROMIUM is None:
-        pytest.fail("chromium is not installed: apt-get install -y chromium (.ci/run does it)")
+        pytest.fail("chromium is not installed: apt-get install -y chromium (make test does it)")
     proc = subprocess.run(
         [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *flags, page], capture_output=True, text=True, timeout=180
     )

@@ -93,10 +93,17 @@ class Pixels:
         return (x.float() / 255 - mean) / std
 
     @classmethod
-    def fit(cls, images: Tensor, **kwargs) -> Pixels:
-        """Per-channel mean and std of ``uint8`` training images on the ``[0, 1]`` scale, exactly from histograms."""
+    def fit(cls, images: Tensor, what: str = "the training images", **kwargs) -> Pixels:
+        """Per-channel mean and std of ``uint8`` training images on the ``[0, 1]`` scale, exactly from histograms.
+
+        A channel with one value throughout (std 0) cannot be normalized: :class:`DataError` naming ``what``.
+        """
         levels = torch.arange(256, dtype=torch.float64) / 255
         hist = torch.stack([torch.bincount(images[:, c].reshape(-1), minlength=256) for c in range(images.shape[1])])
+        for c, counts in enumerate(hist):
+            if (counts > 0).sum() == 1:
+                value = int(counts.argmax())
+                raise DataError(f"{what}: every pixel of channel {c} is {value}; a constant input cannot be normalized")
         p = hist.double() / hist.sum(1, keepdim=True)
         mean = p @ levels
         std = (p * (levels - mean[:, None]).square()).sum(1).sqrt()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from qnnlab.experiments.published import published
 from qnnlab.store import RunStore
 from qnnlab.train.loop import RunResult, fit
 
-__all__ = ["COLUMNS", "Row", "aggregate", "compare", "markdown_table", "table_cells", "write_atomic"]
+__all__ = ["COLUMNS", "Row", "aggregate", "compare", "markdown_table", "table_cells"]
 
 
 @dataclass(frozen=True)
@@ -95,13 +94,3 @@ def markdown_table(rows: Sequence[Row], preset: str = "") -> str:
         return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"  # "|w − Q(w)|" stays one cell
 
     return "\n".join([line(header), "|" + "---|" * len(header), *map(line, cells)]) + "\n"
-
-
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write ``text`` (or bytes) to a temp file beside ``path``, then rename it over ``path``."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text)
-    os.replace(tmp, path)

@@ -36,7 +36,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
-from qnnlab.experiments.compare import write_atomic
+from qnnlab.io import write_atomic
 
 __all__ = ["FORMAT_VERSION", "FRAME_BYTES", "MAGIC", "PackedFileError", "read_container", "write_container"]
 

@@ -113,4 +113,4 @@ def load_comparison(results_dir: str | Path, name: str | None = None) -> Compari
 def _open(results_dir: str | Path) -> RunStore:
     if not (Path(results_dir) / DB_NAME).is_file():
         raise FileNotFoundError(f"no run store in {results_dir}: {DB_NAME} not found (run `qnnlab compare` first)")
-    return RunStore(results_dir)
+    return RunStore(results_dir, read_only=True)

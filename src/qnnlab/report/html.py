@@ -17,7 +17,8 @@ import plotly
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from qnnlab.experiments.compare import COLUMNS, Row, aggregate, format_cell, write_atomic
+from qnnlab.experiments.compare import COLUMNS, Row, aggregate, format_cell
+from qnnlab.io import write_atomic
 from qnnlab.report.data import Comparison
 from qnnlab.report.figures import build_figures
 

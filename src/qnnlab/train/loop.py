@@ -12,7 +12,6 @@ on ``cfg.device``; the seed fixes initialization, data order, augmentation and s
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ import qnnlab
 from qnnlab.config import RunConfig
 from qnnlab.data import Dataset, get_dataset
 from qnnlab.data.imagefolder import ImageFolderData
+from qnnlab.io import atomic_file
 from qnnlab.methods import METHODS, build_optimizer
 from qnnlab.nn.models import build_model, constrained_names, param_groups
 from qnnlab.quant.grids import get_grid
@@ -274,18 +274,17 @@ def _save_checkpoint(
     grid scales: what :func:`qnnlab.packed.export_run` packs.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "config": cfg.model_dump(),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "continuous": final,
-            "quantized": quantized,
-            "grid_scales": scales,
-            "epoch": cfg.epochs,
-            "versions": versions(),
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        torch.save(
+            {
+                "config": cfg.model_dump(),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "continuous": final,
+                "quantized": quantized,
+                "grid_scales": scales,
+                "epoch": cfg.epochs,
+                "versions": versions(),
+            },
+            f,
+        )
