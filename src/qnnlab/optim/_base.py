@@ -146,13 +146,15 @@ class EntryRule:
     project_lists: Callable[[list[Tensor], list[Tensor]], None] | None = None
 
 
-@functools.cache
-def _keywords(fn: Callable) -> tuple[str, ...]:
+def _keywords(fn: Callable | None) -> tuple[str, ...]:
+    if fn is None:
+        return ()
     return tuple(n for n, p in inspect.signature(fn).parameters.items() if p.kind is p.KEYWORD_ONLY)
 
 
-def _call(fn: Callable, args: list, k: Mapping[str, Any]) -> Any:
-    return fn(*args, **{n: k[n] for n in _keywords(fn)})
+def _axpy(x: Tensor, y: Tensor, a: float | Tensor) -> Tensor:
+    """``x + a·y``: one fused multiply-add as in torch's SGD; a product and a sum when ``a`` is a tensor (compiled)."""
+    return x + a * y if isinstance(a, Tensor) else torch.add(x, y, alpha=a)
 
 
 @functools.cache
@@ -171,6 +173,7 @@ def _kernel(
 ) -> Kernel:
     """The kernel of one rule at one stage: ``"step"`` (direction, SGD/momentum step, projection) or one part."""
     fixed = dict(static)
+    direction_kw, project_kw = _keywords(direction), _keywords(project)
 
     def rule(e: dict, k: dict) -> dict:
         k = {**k, **fixed}
@@ -179,7 +182,7 @@ def _kernel(
         if stage != "project":
             d = e["g"]
             if direction is not None:
-                r = _call(direction, [w, d, *(e[s] for s in state)], k)
+                r = direction(w, d, *(e[s] for s in state), **{n: k[n] for n in direction_kw})
                 d, *new = r if isinstance(r, tuple) else (r,)
                 out.update(zip(state, new, strict=True))
                 k.update(zip(state, new, strict=True))
@@ -187,15 +190,15 @@ def _kernel(
                 return {**out, "d": d}
             # as torch.optim.SGD computes it, to the bit: fused multiply-adds for decay and step
             if weight_decay:
-                d = torch.add(d, w, alpha=k["weight_decay"])
+                d = _axpy(d, w, k["weight_decay"])
             if momentum:
                 d = e["momentum_buffer"] * k["momentum"] + d
                 out["momentum_buffer"] = d
-            w = torch.add(w, d, alpha=-k["step"])
+            w = _axpy(w, d, -k["step"])
         else:
             k.update({s: e[s] for s in state})
         if project is not None:
-            r = _call(project, [w, *([e["u"]] if draws else [])], k)
+            r = project(w, *([e["u"]] if draws else []), **{n: k[n] for n in project_kw})
             w, out["p"] = r if param else (r, None)
             if not param:
                 del out["p"]

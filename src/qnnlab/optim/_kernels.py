@@ -58,10 +58,21 @@ import torch
 from filelock import FileLock
 from torch import Tensor
 
-__all__ = ["CFLAGS", "Kernel", "KernelUnavailable", "Sym", "c_source", "compiler", "kernel_dir", "load_library"]
+__all__ = [
+    "CFLAGS",
+    "COMPILE_BACKEND",
+    "Kernel",
+    "KernelUnavailable",
+    "Sym",
+    "c_source",
+    "compiler",
+    "kernel_dir",
+    "load_library",
+]
 
 CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
 _C_TYPES = {torch.float32: "float", torch.float64: "double"}
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for the compiled path (Triton kernels on CUDA)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
@@ -505,6 +516,7 @@ class Kernel:
         self.fn, self.spec, self.name = fn, spec, name
         self._c: dict[torch.dtype, Callable] | None = None
         self._compiled: Callable | None = None
+        self._slots: dict[tuple, Tensor] = {}
 
     def run(
         self,
@@ -518,11 +530,25 @@ class Kernel:
         if path == "c":
             self._run_c(arrays, tensors, floats, scalars)
         elif path == "compiled":
-            if self._compiled is None:
-                self._compiled = torch.compile(self._run_eager, fullgraph=True)
-            self._compiled(dict(arrays), dict(tensors), dict(floats), dict(scalars))
+            self._run_compiled(arrays, tensors, floats, scalars)
         else:
             self._run_eager(arrays, tensors, floats, scalars)
+
+    def _run_compiled(self, arrays, tensors, floats, scalars) -> None:
+        # hyperparameters ride in 0-d float64 tensors on the device, refilled in place each call (a kernel launch
+        # with the value as argument, no host sync): torch.compile then never specializes on a value
+        device = arrays[self.spec.inputs[0]][0].device
+        if self._compiled is None:
+            self._compiled = torch.compile(self._run_eager, fullgraph=True, backend=COMPILE_BACKEND)
+        hyper = {n: self._slot(device, n).fill_(v) for n, v in scalars.items()}
+        per_tensor = {n: [self._slot(device, n, i).fill_(v) for i, v in enumerate(vs)] for n, vs in floats.items()}
+        self._compiled(dict(arrays), dict(tensors), per_tensor, hyper)
+
+    def _slot(self, device: torch.device, name: str, index: int = -1) -> Tensor:
+        key = (device, name, index)
+        if key not in self._slots:
+            self._slots[key] = torch.zeros((), dtype=torch.float64, device=device)
+        return self._slots[key]
 
     def _run_eager(self, arrays, tensors, floats, scalars) -> None:
         spec = self.spec
