@@ -70,7 +70,7 @@ __all__ = [
     "load_library",
 ]
 
-CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
+CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
 _C_TYPES = {torch.float32: "float", torch.float64: "double"}
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for the compiled path (Triton kernels on CUDA)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
