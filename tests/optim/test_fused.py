@@ -278,3 +278,46 @@ def test_cache_directory_follows_the_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert kernels.kernel_dir() == tmp_path / "xdg" / "qnnlab" / "kernels"
     assert os.path.basename(kernels.kernel_dir()) == "kernels"
+
+
+def bop_direction(w, g, m, *, gamma):
+    return 0 * g, m + gamma * (g - m)
+
+
+def bop_flip(w, *, exp_avg, threshold):
+    flip = (exp_avg.abs() > threshold) & (torch.sign(exp_avg) == torch.sign(w))
+    return torch.where(flip, -w, w)
+
+
+class Bop(base.QuantOptimizer):
+    """The example of ``qnnlab.optim._base``'s docstring, as written there."""
+
+    def __init__(self, params, lr=1.0, *, gamma=0.5, threshold=0.1, fused=None):
+        super().__init__(
+            params,
+            {"gamma": gamma, "threshold": threshold},
+            lr=lr,
+            momentum=0.0,
+            weight_decay=0.0,
+            base="sgd",
+            betas=(0.9, 0.999),
+            adam_eps=1e-8,
+            fused=fused,
+        )
+
+    def _rule(self, group, params, targets):
+        for p in params:
+            self._buffer(p, "exp_avg")
+        scalars = {"gamma": group["gamma"], "threshold": group["threshold"]}
+        return base.EntryRule(direction=bop_direction, project=bop_flip, scalars=scalars, state=("exp_avg",))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_documented_bop_example_flips_by_hand(fused: bool) -> None:
+    # γ = 0.5: m⁺ = g/2 = (0.3, 0.3, −0.04, −0.3); |m⁺| > 0.1 and sign m⁺ = sign w flips the first and last
+    p = torch.nn.Parameter(torch.tensor([1.0, -1.0, -1.0, -1.0]))
+    p.grad = torch.tensor([0.6, 0.6, -0.08, -0.6])
+    opt = Bop([p], fused=fused)
+    opt.step()
+    assert torch.equal(p.detach(), torch.tensor([-1.0, -1.0, -1.0, 1.0]))
+    assert torch.equal(opt.state[p]["exp_avg"], torch.tensor([0.3, 0.3, -0.04, -0.3]))

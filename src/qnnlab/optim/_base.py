@@ -26,22 +26,29 @@ on the host.
 per-tensor scale of its grid (:mod:`qnnlab.quant.tensor_grids`); methods that train for a grid
 of their own override :meth:`QuantOptimizer._grid`.
 
-Adding a method (for example Bop, which flips ``sign w`` where an exponential moving average ``m``
-of the gradient exceeds a threshold ``τ`` and agrees in sign with ``w``):
+Adding a method, for example Bop (Helwegen et al., NeurIPS 2019: flip ``sign w`` where an exponential
+moving average ``m`` of the gradient exceeds a threshold ``τ`` and agrees in sign with ``w``):
 
-1. write the entry-wise functions with torch operations (see :mod:`qnnlab.optim._kernels` for
-   the ones allowed): ``direction(w, g, *state, **hyper)`` returning ``d`` or ``(d, *state)``, and
-   ``project(w, **hyper)`` returning ``w`` (or ``(w, param)`` when the parameter shows a function of
-   a latent, as BinaryConnect's ``sign``); hyperparameters are keyword-only and taken by name;
-2. subclass :class:`QuantOptimizer` and return ``EntryRule(direction=..., project=...,
-   scalars={...}, state=(...))`` from ``_rule``, with the group's current hyperparameters in
-   ``scalars`` (runtime arguments: changing them rebuilds nothing) and choices that select a
-   different formula in ``static``. Bop's would be ``state=("exp_avg",)``, ``direction`` returning
-   ``(0·g, m⁺)`` with ``m⁺ = (1 − γ)m + γg`` and ``project`` the flip ``where(|m⁺| > τ and
-   sign m⁺ = sign w, −w, w)`` (``project`` then needs ``m⁺``: put the flip in ``direction`` with
-   ``lr`` as ``0``-free state, or pass ``m`` to ``project`` as a second state);
-3. add the method to :mod:`qnnlab.methods` and to ``CASES`` of ``tests/optim/test_fused.py``,
-   which checks the fused path against the eager one on every branch.
+1. write the entry-wise functions with torch operations (the ones :mod:`qnnlab.optim._kernels`
+   lists; no branching on values): ``direction(w, g, *state, **hyper)`` returning ``d`` or
+   ``(d, *state)``, and ``project(w, **hyper)`` returning ``w`` (or ``(w, param)`` when the parameter
+   shows a function of a latent, as BinaryConnect's ``sign``). Hyperparameters and state buffers are
+   keyword-only and passed by name. Bop::
+
+       def bop_direction(w, g, m, *, gamma):
+           return 0 * g, m + gamma * (g - m)  # no gradient step; m⁺ = (1 − γ)m + γg
+
+       def bop_flip(w, *, exp_avg, threshold):
+           flip = (exp_avg.abs() > threshold) & (torch.sign(exp_avg) == torch.sign(w))
+           return torch.where(flip, -w, w)
+
+2. subclass :class:`QuantOptimizer` and return the rule from ``_rule``, with the group's current
+   hyperparameters in ``scalars`` (runtime arguments: a new value rebuilds nothing) and choices that
+   change the formula in ``static``:
+   ``EntryRule(direction=bop_direction, project=bop_flip, scalars={"gamma": ..., "threshold": ...},
+   state=("exp_avg",))`` (create ``state[p]["exp_avg"]`` in ``_rule`` if it is missing);
+3. register it in :mod:`qnnlab.methods` and add it to ``CASES`` of ``tests/optim/test_fused.py``,
+   which checks the fused path against the eager one, bit for bit, on every branch.
 
 Non-entry-wise parts (a QP over all violated constraints, per-tensor statistics) go in
 ``EntryRule.direction_lists`` / ``project_lists``, which run eagerly on lists of tensors.
