@@ -130,16 +130,18 @@ def test_state_dict_moves_between_paths(name: str, base_step: dict, first: bool)
     assert_same_run(*straight, moved_ps, moved)
 
 
-def test_old_integer_adam_step_count_is_converted() -> None:
+def test_a_state_saved_before_the_fused_steps_loads() -> None:
     p = torch.nn.Parameter(torch.tensor([0.2, -0.4]))
     opt = ASkewSGD([p], lr=0.01, base="adam")
     p.grad = torch.tensor([0.1, 0.2])
     opt.step()
     state = opt.state_dict()
-    state["state"][0]["step"] = 1  # as saved before the fused steps
+    state["state"][0]["step"] = 1  # as saved before the fused steps: a Python int, and no "fused" key
+    del state["param_groups"][0]["fused"]
     opt.load_state_dict(state)
     opt.step()
     assert torch.is_tensor(opt.state[p]["step"]) and opt.state[p]["step"].item() == 2
+    assert opt.param_groups[0]["fused"] is None
 
 
 def test_bfloat16_falls_back_to_eager_with_one_warning(monkeypatch) -> None:
