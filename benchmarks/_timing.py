@@ -8,12 +8,20 @@ of the time and of the ratio, and the ratio's interquartile range.
 
 from __future__ import annotations
 
+import os
+import platform
 import random
+import shlex
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import torch
+
+import qnnlab
 
 
 @dataclass(frozen=True)
@@ -70,3 +78,21 @@ def interleaved(
             q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
             out[label][name] = Stats(statistics.median(ts), statistics.median(ratios), q1, q3)
     return out
+
+
+def provenance(title: str, make_bench: list[str], extra: str = "") -> list[str]:
+    """The Markdown head of a benchmark file: title, the command that produced it, versions and machine."""
+    argv = [".venv/bin/python", *sys.argv]
+    command = f"`{shlex.join(argv)}`"
+    if argv == make_bench:
+        command = f"`make bench`, i.e. {command},"
+    return [
+        f"# {title}",
+        "",
+        f"Produced by {command} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+        f"- versions: Python {platform.python_version()}, torch {torch.__version__}, "
+        f"qnnlab {qnnlab.__version__}{extra}",
+        f"- machine: {platform.processor() or platform.machine()}, {platform.system()}, "
+        f"os.cpu_count() = {os.cpu_count()}, torch threads = {torch.get_num_threads()}",
+    ]

@@ -18,17 +18,12 @@ Usage (``make bench``)::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shlex
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from _timing import interleaved
+from _timing import interleaved, provenance
 
-import qnnlab
 from qnnlab.config import RunConfig
 from qnnlab.experiments.compare import write_atomic
 from qnnlab.experiments.presets import preset_runs
@@ -125,7 +120,11 @@ def main() -> None:
         base, _, control = base.partition("]")
         s = step_stats[base][name]
         table.append(f"| {label}{control} | {base} | {s.cells()} |")
-    print("\n".join(table))
+    misses = [n for n in steps if not n.endswith("(control)") and step_stats[n.rsplit(" [", 1)[1][:-1]][n].ratio > 1.1]
+    verdict = f"Issue 11's target, every method's training step ≤ 1.1 × full precision: missed by {', '.join(misses)}."
+    if not misses:
+        verdict = "Issue 11's target, every method's training step ≤ 1.1 × full precision: met by every row."
+    print("\n".join([*table, verdict]))
 
     epoch_table = []
     if not args.quick:
@@ -138,17 +137,8 @@ def main() -> None:
             epoch_table.append(f"| {label} | {s.seconds:.2f} | {s.ratio:.2f} | {s.q1:.2f}–{s.q3:.2f} |")
         print("\n".join(epoch_table))
 
-    command = f"`{shlex.join(['.venv/bin/python', *sys.argv])}`"
-    if [".venv/bin/python", *sys.argv] == MAKE_BENCH:
-        command = f"`make bench`, i.e. {command},"
     lines = [
-        "# Training step and epoch benchmark",
-        "",
-        f"Produced by {command} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
-        "",
-        f"- versions: Python {platform.python_version()}, torch {torch.__version__}, qnnlab {qnnlab.__version__}",
-        f"- machine: {platform.processor() or platform.machine()}, {platform.system()}, "
-        f"os.cpu_count() = {os.cpu_count()}, torch threads = {torch.get_num_threads()}",
+        *provenance("Training step and epoch benchmark", MAKE_BENCH),
         f"- preset `{PRESET}`: its model, batch size and hyperparameters (ε at its epoch-0 value); rows marked `*` "
         "are the preset's untuned ones; every optimizer on its default path (`fused=None`)",
         f"- training step: {rounds} rounds of about 100 ms per row in shuffled order; ratio = per-round ratio to "
@@ -156,6 +146,8 @@ def main() -> None:
         "control row is full precision timed a second time",
         "",
         *table,
+        "",
+        verdict,
         "",
         f"One epoch of the loop's training steps on Fashion-MNIST (60,000 images, batch 100, the preset's Adam "
         f"configurations), {args.epoch_rounds} rounds in shuffled order, ratio to the full-precision epoch:",
