@@ -25,7 +25,7 @@ $$sudo $(APT_GET) update -qq; \
 $$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$pkgs
 endef
 
-.PHONY: run test lint bench clean system-test
+.PHONY: run test lint bench clean system-test compiler
 
 $(BIN)/python:
 	$(call apt_install,$(VENV_PACKAGES))
@@ -42,18 +42,24 @@ $(VENV)/.installed-dev: pyproject.toml constraints-cpu.txt | $(BIN)/python
 system-test:
 	$(call apt_install,$(TEST_PACKAGES))
 
-run: $(VENV)/.installed
+# a C compiler for the fused optimizer steps (qnnlab/optim/_kernels.py; without one they run eagerly)
+CC_PACKAGES = $(if $(shell command -v $(CC) || command -v gcc),,gcc libc6-dev)
+compiler:
+	$(call apt_install,$(CC_PACKAGES))
+
+run: $(VENV)/.installed compiler
 	$(BIN)/qnnlab compare logistic --seeds 5 --results results
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: system-test lint
+test: system-test compiler lint
 	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2  # two workers, one thread each: no spin-waiting on 2 cores
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev compiler
 	$(BIN)/python benchmarks/bench_step.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_train.py --out docs/benchmarks_train.md
 	$(BIN)/python benchmarks/bench_packed.py --out docs/benchmarks_packed.md
 
 clean:

@@ -1,10 +1,12 @@
-"""Optimizer step time of qnnlab's optimizers, as a ratio to ``torch.optim.SGD(foreach=True)``.
+"""Optimizer step time of qnnlab's optimizers, as ratios to torch's SGD (foreach) and fused Adam.
 
-Only ``optimizer.step()`` is timed: every optimizer gets a fresh MLP built from the same
-seed, with ``.grad`` filled once with the same fixed random tensors (no forward/backward).
-All measurements happen in one process: the whole set, torch's SGD included, is measured
-``--rounds`` times in alternating order and each optimizer's median over rounds is divided
-by torch's. Steps mutate the weights; that is fine for timing.
+Only ``optimizer.step()`` is timed: every optimizer gets a fresh MLP built from the same seed, with
+``.grad`` filled once with the same fixed random tensors (no forward/backward); steps mutate the
+weights, which is fine for timing. Everything is measured in one process, as many short rounds in
+shuffled order, each round's times divided by the reference's in that round (``_timing.py``).
+Control rows: a second ``torch.optim.SGD(foreach=True)`` and qnnlab's SGD (which is torch's) against
+the first; their deviation from 1 is the noise floor of the table. The fused path's first step is
+measured in fresh processes: *cold* with an empty kernel cache (the C build), *warm* with it filled.
 
 Usage (``make bench``)::
 
@@ -18,35 +20,40 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
-import statistics
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
 import torch
+from _timing import interleaved, provenance
 from torch import nn
-from torch.utils.benchmark import Timer
 
-import qnnlab
 from qnnlab.io import write_atomic
 from qnnlab.nn.models import param_groups
 from qnnlab.optim import SGD, STE, AdaSTE, ASkewSGD, BinaryConnect, ConstrainedGD, PrimalDual, ProxQuant
+from qnnlab.optim._kernels import compiler
 
 LR = 0.01
-REFERENCE = "torch.optim.SGD(foreach=True)"
+SGD_REF = "torch.optim.SGD(foreach=True)"
+ADAM_REF = "torch.optim.Adam(fused=True)"
 MAKE_BENCH = [".venv/bin/python", "benchmarks/bench_step.py", "--out", "docs/benchmarks.md"]
 
 Factory = Callable[[nn.Module], torch.optim.Optimizer]
 OPTIMIZERS: list[tuple[str, Factory]] = [
-    (REFERENCE, lambda m: torch.optim.SGD(m.parameters(), lr=LR, foreach=True)),
-    ("qnnlab SGD", lambda m: SGD(param_groups(m), lr=LR)),
+    (SGD_REF, lambda m: torch.optim.SGD(m.parameters(), lr=LR, foreach=True)),
+    (f"{SGD_REF} (control)", lambda m: torch.optim.SGD(m.parameters(), lr=LR, foreach=True)),
+    ("qnnlab SGD (control)", lambda m: SGD(param_groups(m), lr=LR)),
+    (ADAM_REF, lambda m: torch.optim.Adam(m.parameters(), lr=LR, fused=True)),
+    ("torch.optim.Adam(foreach=True)", lambda m: torch.optim.Adam(m.parameters(), lr=LR, foreach=True)),
+    ('qnnlab SGD(base="adam")', lambda m: SGD(param_groups(m), lr=LR, base="adam")),
     ("BinaryConnect", lambda m: BinaryConnect(param_groups(m), lr=LR)),
     ("BinaryConnect(stochastic=True)", lambda m: BinaryConnect(param_groups(m), lr=LR, stochastic=True)),
     ("ASkewSGD(eps=0.1, alpha=1)", lambda m: ASkewSGD(param_groups(m), lr=LR, eps=0.1, alpha=1.0)),
+    ("ASkewSGD(eps=0.1, alpha=1, momentum=0.9)", lambda m: ASkewSGD(param_groups(m), lr=LR, eps=0.1, momentum=0.9)),
+    ("ASkewSGD(eps=0.1, alpha=1, fused=False)", lambda m: ASkewSGD(param_groups(m), lr=LR, eps=0.1, fused=False)),
     (
         'ASkewSGD(eps=0.1, alpha=1, base="adam")',
         lambda m: ASkewSGD(param_groups(m), lr=LR, eps=0.1, alpha=1.0, base="adam"),
@@ -57,11 +64,31 @@ OPTIMIZERS: list[tuple[str, Factory]] = [
     ("ConstrainedGD(closed form, eps=0.1)", lambda m: ConstrainedGD(param_groups(m), lr=LR, eps=0.1)),
     ("PrimalDual(eps=0.1)", lambda m: PrimalDual(param_groups(m), lr=LR, eps=0.1)),
     ("STE(clip=True)", lambda m: STE(param_groups(m), lr=LR, clip=True)),
+    ('ProxQuant(bits=1, base="sgd")', lambda m: ProxQuant(param_groups(m), lr=LR, bits=1, lam=1.0, base="sgd")),
     ("ProxQuant(bits=1, Adam)", lambda m: ProxQuant(param_groups(m), lr=LR, bits=1, lam=1.0)),
     ("ProxQuant(bits=2, Adam)", lambda m: ProxQuant(param_groups(m), lr=LR, bits=2, lam=1.0)),
     ("ProxQuant(bits=4, Adam)", lambda m: ProxQuant(param_groups(m), lr=LR, bits=4, lam=1.0)),
     ("AdaSTE", lambda m: AdaSTE(param_groups(m), lr=LR)),
+    ('AdaSTE(base="adam")', lambda m: AdaSTE(param_groups(m), lr=LR, base="adam")),
 ]
+# issue 11's targets: row -> (reference, largest ratio)
+TARGETS = {
+    "ASkewSGD(eps=0.1, alpha=1)": ("sgd", 1.3),
+    "BinaryConnect": ("sgd", 1.3),
+    "ConstrainedGD(closed form, eps=0.1)": ("sgd", 1.3),
+    "PrimalDual(eps=0.1)": ("sgd", 1.3),
+    "STE(clip=True)": ("sgd", 1.3),
+    'ProxQuant(bits=1, base="sgd")': ("sgd", 1.3),
+    "BinaryConnect(stochastic=True)": ("sgd", 2.0),
+    "AdaSTE": ("sgd", 2.0),
+    "ASkewSGD(bits=4, eps=0.01, alpha=1)": ("sgd", 4.0),
+    "ASkewSGD(bits=2, eps=0.01, alpha=1)": ("sgd", 4.0),
+    'ASkewSGD(eps=0.1, alpha=1, base="adam")': ("adam", 1.3),
+    "ProxQuant(bits=1, Adam)": ("adam", 1.3),
+    'AdaSTE(base="adam")': ("adam", 1.3),
+}
+# the first step in a fresh process, cold (empty kernel cache) and warm
+FIRST_STEP = ["ASkewSGD(eps=0.1, alpha=1)", 'ASkewSGD(eps=0.1, alpha=1, base="adam")', "BinaryConnect", "AdaSTE"]
 
 
 def mlp(sizes: list[int], seed: int) -> nn.Module:
@@ -76,68 +103,110 @@ def mlp(sizes: list[int], seed: int) -> nn.Module:
     return model
 
 
+def first_step(name: str, sizes: list[int]) -> float:
+    """Seconds of the first ``step()`` of ``name`` (construction excluded), in this process."""
+    import time
+
+    opt = dict(OPTIMIZERS)[name](mlp(sizes, 0))
+    start = time.perf_counter()
+    opt.step()
+    return time.perf_counter() - start
+
+
+def first_steps(sizes: list[int], threads: int) -> list[str]:
+    """Rows ``| name | cold ms | warm ms |`` from fresh processes sharing one new cache directory each."""
+    rows = []
+    for name in FIRST_STEP:
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "QNNLAB_CACHE_DIR": cache, "OMP_NUM_THREADS": str(threads)}
+            cmd = [sys.executable, __file__, "--first-step", name, "--sizes", ",".join(map(str, sizes))]
+            cold, warm = (
+                float(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout) for _ in "cw"
+            )
+        rows.append(f"| `{name}` | {cold * 1e3:.0f} | {warm * 1e3:.1f} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="Markdown file to write (atomically)")
     parser.add_argument("--quick", action="store_true", help="tiny model, short runs (smoke test)")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default: 1)")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default: 3, quick: 2)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default: 41, quick: 3)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first-step", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.first_step:
+        print(first_step(args.first_step, [int(s) for s in args.sizes.split(",")]))
+        return
     if args.out is None and not args.quick:
         parser.error("--out is required unless --quick")
 
     sizes = [16, 32, 10] if args.quick else [784, 1536, 1024, 10]
-    rounds = args.rounds or (2 if args.quick else 3)
-    min_run_time = 0.02 if args.quick else 1.0
-    torch.set_num_threads(args.threads)
-
-    runs = []
+    rounds = args.rounds or (3 if args.quick else 41)
+    seconds = 0.002 if args.quick else 0.05
+    cases = {}
     for name, factory in OPTIMIZERS:
-        model = mlp(sizes, args.seed)
-        opt = factory(model)
-        opt.step()  # warm-up: lazily created state (momentum, Adam moments, latents)
-        runs.append((name, Timer("opt.step()", globals={"opt": opt}, num_threads=args.threads)))
+        opt = factory(mlp(sizes, args.seed))
+        opt.step()  # lazily created state (momentum, Adam moments, latents), the kernel's build and load
+        cases[name] = opt.step
+    stats = interleaved(cases, {"sgd": SGD_REF, "adam": ADAM_REF}, rounds=rounds, seconds=seconds, seed=args.seed)
     model = mlp(sizes, args.seed)
     n_params = sum(p.numel() for p in model.parameters())
-    model_desc = " - ".join(map(str, model))
 
-    times: dict[str, list[float]] = {name: [] for name, _ in runs}
-    for r in range(rounds):
-        for name, timer in runs if r % 2 == 0 else runs[::-1]:
-            times[name].append(timer.blocked_autorange(min_run_time=min_run_time).median)
-            print(f"round {r + 1}/{rounds} {name}: {times[name][-1] * 1e3:.3f} ms", file=sys.stderr)
-    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    table = [
+        f"| optimizer | median step (ms) | ratio to `{SGD_REF}` | IQR | ratio to `{ADAM_REF}` | IQR |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in cases:
+        s, a = stats["sgd"][name], stats["adam"][name]
+        table.append(f"| `{name}` | {s.cells()} | {a.ratio:.2f} | {a.q1:.2f}–{a.q3:.2f} |")
+    targets = ["| optimizer | target | measured | met |", "|---|---:|---:|---|"]
+    for name, (ref, limit) in TARGETS.items():
+        r = stats[ref][name].ratio
+        reference = SGD_REF if ref == "sgd" else ADAM_REF
+        targets.append(f"| `{name}` | ≤ {limit} × `{reference}` | {r:.2f} | {'yes' if r <= limit else '**no**'} |")
+    controls = [stats["sgd"][f"{SGD_REF} (control)"], stats["sgd"]["qnnlab SGD (control)"]]
+    deviation = max(abs(c.ratio - 1) for c in controls)
+    first = (
+        []
+        if args.quick
+        else ["| optimizer | cold (ms) | warm (ms) |", "|---|---:|---:|", *first_steps(sizes, args.threads)]
+    )
+    print("\n".join([*table, f"control deviation: {deviation:.3f}", *targets, *first]))
 
-    table = [f"| optimizer | median step time (ms) | ratio to `{REFERENCE}` |", "|---|---:|---:|"]
-    table += [f"| `{n}` | {t * 1e3:.3f} | {t / medians[REFERENCE]:.2f} |" for n, t in medians.items()]
-    command = f"`{shlex.join(['.venv/bin/python', *sys.argv])}`"
-    if [".venv/bin/python", *sys.argv] == MAKE_BENCH:
-        command = f"`make bench`, i.e. {command},"
+    cc = f"; C compiler: {compiler()[1]}" if not args.quick else ""
     lines = [
-        "# Optimizer step benchmark",
-        "",
-        f"Produced by {command} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
-        "",
-        f"- versions: Python {platform.python_version()}, torch {torch.__version__}, qnnlab {qnnlab.__version__}",
-        f"- machine: {platform.processor() or platform.machine()}, {platform.system()}, "
-        f"os.cpu_count() = {os.cpu_count()}, torch threads = {torch.get_num_threads()}",
-        f"- model: `{model_desc}`, {n_params:,} parameters, float32, CPU",
+        *provenance("Optimizer step benchmark", MAKE_BENCH, cc),
+        f"- model: `{' - '.join(map(str, model))}`, {n_params:,} parameters, float32, CPU",
         "- weights (dim ≥ 2) constrained, biases unconstrained (`qnnlab.nn.models.param_groups`); "
-        f"lr = {LR} for all; grads filled once with fixed random tensors",
-        "- timing: only `optimizer.step()`, "
-        f"`torch.utils.benchmark.Timer.blocked_autorange(min_run_time={min_run_time})`, "
-        f"{rounds} interleaved rounds in alternating order in one process; median over rounds; "
-        f"ratio = median / median of `{REFERENCE}`",
+        f"lr = {LR} for all; grads filled once with fixed random tensors; qnnlab's optimizers take their "
+        "default path (`fused=None`: the C kernel here) unless the row says `fused=False`",
+        f"- timing: only `optimizer.step()`; {rounds} rounds, each timing every optimizer for about "
+        f"{seconds * 1e3:.0f} ms in a shuffled order; ratio = the per-round ratio of times, median over rounds, "
+        "with its interquartile range (`benchmarks/_timing.py`)",
+        f"- controls: the second `{SGD_REF}` and qnnlab's SGD against the first; "
+        f"**control deviation {deviation:.3f}** (the largest |median ratio − 1| of the two)",
         "",
         *table,
         "",
+        "Issue 11's targets against this run's median ratios (a ratio within the control deviation of its limit is "
+        "not a clear miss):",
+        "",
+        *targets,
+        "",
+        "First `step()` of the fused path in a fresh process (construction excluded): cold = empty kernel cache "
+        "(`QNNLAB_CACHE_DIR` a new directory; the C build), warm = the same directory again (loading the built "
+        "library).",
+        "",
+        *first,
+        "",
     ]
-    text = "\n".join(lines)
-    print("\n".join(table))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(args.out, text)
+        write_atomic(args.out, "\n".join(lines))
         print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -33,9 +33,13 @@ def test_one_step_by_hand_and_diagnostics() -> None:
     assert_close(p.detach(), torch.tensor([0.63, 0.9684]))
     (lam,) = opt.multipliers()
     assert_close(lam, torch.tensor([1.4625, 1.0 - 0.0639]))
+    # diagnostics at the new point with the gradient in p.grad: ∇_w L = g − λφ'(w⁺), φ'(w) = −4w(w² − 1)
     diag = opt.diagnostics()
     assert_close(diag["multiplier_max"], torch.tensor(1.4625))
-    assert_close(diag["lagrangian_grad_norm"], torch.tensor([1.3, 0.684]).norm())
+    assert_close(diag["multiplier_mean"], torch.tensor((1.4625 + 0.9361) / 2))
+    dphi = [-4 * 0.63 * (0.63**2 - 1), -4 * 0.9684 * (0.9684**2 - 1)]
+    grad_l = torch.tensor([0.2 - 1.4625 * dphi[0], 0.0 - 0.9361 * dphi[1]])
+    assert_close(diag["lagrangian_grad_norm"], grad_l.norm())
 
 
 def test_multipliers_pull_weights_onto_the_grid() -> None:

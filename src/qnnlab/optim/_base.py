@@ -1,34 +1,88 @@
-"""Shared skeleton of qnnlab's optimizers: direction → base step → projection.
+"""Shared skeleton of qnnlab's optimizers: direction → base step → projection, fused into one pass.
 
 Every method is a :class:`torch.optim.Optimizer` whose ``step`` does, per param group,
 
 1. ``d = direction(w, g)``: the method's search direction (the plain gradient by default);
-2. ``u = base(d)``: the base step, SGD (heavy-ball momentum ``b ← μb + d``, ``u = b``) or
-   Adam (bias-corrected ``m̂/(√v̂ + δ)``), with weight decay ``d ← d + λw`` added before it;
-3. ``w ← w − γ·c·u``: ``γ`` is the group's ``lr`` and ``c`` an optional per-tensor scale;
+2. ``u = base(d)``: the base step, SGD (``d ← d + λw`` for weight decay, heavy-ball momentum
+   ``b ← μb + d``, ``u = b``) or torch's own Adam (``torch.optim.adam.adam``, its fused kernel where
+   torch has one for the device and dtype, else foreach);
+3. ``w ← w − γc·u``: ``γ`` is the group's ``lr`` and ``c`` an optional per-tensor scale;
 4. ``project``: the method's map back onto its domain (a box clip, a re-binarization, ...).
+
+A method states steps 1 and 4 **once**, as an entry-wise :class:`EntryRule` (:meth:`QuantOptimizer._rule`).
+:mod:`qnnlab.optim._kernels` runs the whole SGD/momentum step — direction, base step and
+projection — as one pass over each parameter's memory: a C kernel on the CPU (float32/float64),
+``torch.compile`` (Triton) on CUDA. With Adam the direction and the projection are each one pass,
+around torch's fused Adam. The eager path runs the same rule with torch operations and is the
+reference; the C kernel equals it bit for bit (``tests/optim/test_fused.py``). ``fused`` chooses,
+per group, as torch's ``foreach``/``fused`` flags do: ``None`` (default) takes the fused path where
+it is available and otherwise the eager one, with one warning naming why (no C compiler, a dtype
+the C kernels do not cover such as bfloat16, no Triton); ``True`` insists (an error where it is not
+available); ``False`` runs eagerly. Groups with ``constrained = False`` (biases, norms) and groups
+whose rule is trivial take torch's own ``sgd``/``adam`` (foreach or fused). No step reads a tensor
+on the host.
 
 :meth:`QuantOptimizer.quantize` gives the point ``Q(w)`` each weight is judged at and the
 per-tensor scale of its grid (:mod:`qnnlab.quant.tensor_grids`); methods that train for a grid
 of their own override :meth:`QuantOptimizer._grid`.
 
-All four act on lists of tensors with ``torch._foreach_*`` kernels: no Python loop over
-elements and no host synchronization. Groups carry ``constrained``: where it is ``False``
-(biases, norms) steps 1 and 4 are skipped and the group is trained in full precision.
+Adding a method, for example Bop (Helwegen et al., NeurIPS 2019: flip ``sign w`` where an exponential
+moving average ``m`` of the gradient exceeds a threshold ``τ`` and agrees in sign with ``w``):
+
+1. write the entry-wise functions with torch operations (the ones :mod:`qnnlab.optim._kernels`
+   lists; no branching on values): ``direction(w, g, *state, **hyper)`` returning ``d`` or
+   ``(d, *state)``, and ``project(w, **hyper)`` returning ``w`` (or ``(w, param)`` when the parameter
+   shows a function of a latent, as BinaryConnect's ``sign``). Hyperparameters and state buffers are
+   keyword-only and passed by name. Bop::
+
+       def bop_direction(w, g, m, *, gamma):
+           return 0 * g, m + gamma * (g - m)  # no gradient step; m⁺ = (1 − γ)m + γg
+
+       def bop_flip(w, *, exp_avg, threshold):
+           flip = (exp_avg.abs() > threshold) & (torch.sign(exp_avg) == torch.sign(w))
+           return torch.where(flip, -w, w)
+
+2. subclass :class:`QuantOptimizer` and return the rule from ``_rule``, with the group's current
+   hyperparameters in ``scalars`` (runtime arguments: a new value rebuilds nothing) and choices that
+   change the formula in ``static``:
+   ``EntryRule(direction=bop_direction, project=bop_flip, scalars={"gamma": ..., "threshold": ...},
+   state=("exp_avg",))`` (create ``state[p]["exp_avg"]`` in ``_rule`` if it is missing);
+3. register it in :mod:`qnnlab.methods` and add it to ``CASES`` of ``tests/optim/test_fused.py``,
+   which checks the fused path against the eager one, bit for bit, on every branch.
+
+Non-entry-wise parts (a QP over all violated constraints, per-tensor statistics) go in
+``EntryRule.direction_lists`` / ``project_lists``, which run eagerly on lists of tensors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import functools
+import inspect
+import warnings
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+from torch.optim.adam import adam as torch_adam
+from torch.optim.sgd import sgd as torch_sgd
+from torch.utils.weak import WeakIdKeyDictionary
 
+from qnnlab.optim._kernels import Kernel, KernelUnavailable, Spec
 from qnnlab.quant.tensor_grids import default_grid
 
-__all__ = ["BASES", "QuantOptimizer", "check_nonnegative", "check_positive", "clip_unit_box_", "flat_map"]
+__all__ = [
+    "BASES",
+    "EntryRule",
+    "QuantOptimizer",
+    "check_nonnegative",
+    "check_positive",
+    "clip_unit",
+    "clip_unit_box_",
+    "flat_map",
+]
 
 BASES = ("sgd", "adam")
 
@@ -41,6 +95,11 @@ def check_positive(name: str, value: float) -> None:
 def check_nonnegative(name: str, value: float) -> None:
     if not value >= 0:
         raise ValueError(f"Invalid {name}: {value}; must be >= 0")
+
+
+def clip_unit(w: Tensor) -> Tensor:
+    """``clip(w, −1, 1)`` entry-wise."""
+    return w.clamp(-1.0, 1.0)
 
 
 def clip_unit_box_(tensors: list[Tensor]) -> None:
@@ -65,8 +124,129 @@ def flat_map(fn, *tensor_lists: list[Tensor]):
     return tuple(unflatten(o) for o in out) if isinstance(out, tuple) else unflatten(out)
 
 
+@dataclass(frozen=True)
+class EntryRule:
+    """A constrained group's update, entry-wise (see "Adding a method" in the module docstring).
+
+    Attributes:
+        direction: ``(w, g, *state, **hyper) -> d | (d, *state)``, or ``None`` for ``d = g``.
+        project: ``(w, [u,] **hyper) -> w | (w, param)``, or ``None`` for no projection.
+        scalars: runtime hyperparameters (Python floats), passed by keyword to the functions naming them.
+        static: compile-time options (hashable), passed the same way; each value builds its own kernel.
+        tensors: one 0-d tensor per parameter (e.g. a held grid step), passed by keyword.
+        state: names of per-entry buffers in ``optimizer.state[p]`` that ``direction`` reads and returns.
+        draws: ``project`` also receives ``u ~ U[0, 1)`` per entry (one ``torch.rand`` per group).
+        param: ``project`` returns ``(target, param)``: the targets are latents, the parameters show a function of them.
+        direction_lists: a non-entry-wise direction ``(targets, grads) -> dirs`` applied first (eager).
+        project_lists: a non-entry-wise projection ``(params, targets) -> None`` applied last (eager).
+    """
+
+    direction: Callable[..., Any] | None = None
+    project: Callable[..., Any] | None = None
+    scalars: Mapping[str, float] = field(default_factory=dict)
+    static: Mapping[str, Hashable] = field(default_factory=dict)
+    tensors: Mapping[str, list[Tensor]] = field(default_factory=dict)
+    state: tuple[str, ...] = ()
+    draws: bool = False
+    param: bool = False
+    direction_lists: Callable[[list[Tensor], list[Tensor]], list[Tensor]] | None = None
+    project_lists: Callable[[list[Tensor], list[Tensor]], None] | None = None
+
+
+def _keywords(fn: Callable | None) -> tuple[str, ...]:
+    if fn is None:
+        return ()
+    return tuple(n for n, p in inspect.signature(fn).parameters.items() if p.kind is p.KEYWORD_ONLY)
+
+
+def _axpy(x: Tensor, y: Tensor, a: float | Tensor) -> Tensor:
+    """``x + a·y``: one fused multiply-add as in torch's SGD; a product and a sum when ``a`` is a tensor (compiled)."""
+    return x + a * y if isinstance(a, Tensor) else torch.add(x, y, alpha=a)
+
+
+@functools.cache
+def _kernel(
+    direction: Callable | None,
+    project: Callable | None,
+    static: tuple[tuple[str, Hashable], ...],
+    scalars: tuple[str, ...],
+    tensors: tuple[str, ...],
+    state: tuple[str, ...],
+    draws: bool,
+    param: bool,
+    stage: str,
+    momentum: bool,
+    weight_decay: bool,
+) -> Kernel:
+    """The kernel of one rule at one stage: ``"step"`` (direction, SGD/momentum step, projection) or one part."""
+    fixed = dict(static)
+    direction_kw, project_kw = _keywords(direction), _keywords(project)
+
+    def rule(e: dict, k: dict) -> dict:
+        k = {**k, **fixed}
+        out = {}
+        w = e["w"]
+        if stage != "project":
+            d = e["g"]
+            if direction is not None:
+                r = direction(w, d, *(e[s] for s in state), **{n: k[n] for n in direction_kw})
+                d, *new = r if isinstance(r, tuple) else (r,)
+                out.update(zip(state, new, strict=True))
+                k.update(zip(state, new, strict=True))
+            if stage == "direction":
+                return {**out, "d": d}
+            # as torch.optim.SGD computes it, to the bit: fused multiply-adds for decay and step
+            if weight_decay:
+                d = _axpy(d, w, k["weight_decay"])
+            if momentum:
+                d = e["momentum_buffer"] * k["momentum"] + d
+                out["momentum_buffer"] = d
+            w = _axpy(w, d, -k["step"])
+        else:
+            k.update({s: e[s] for s in state})
+        if project is not None:
+            r = project(w, *([e["u"]] if draws else []), **{n: k[n] for n in project_kw})
+            w, out["p"] = r if param else (r, None)
+            if not param:
+                del out["p"]
+        return {**out, "w": w}
+
+    base = ("momentum",) * momentum + ("weight_decay",) * weight_decay
+    if stage == "project":
+        spec = Spec(("w", *state, *(("u",) * draws)), ("w", *(("p",) * param)), tensors, (), scalars)
+    elif stage == "direction":
+        spec = Spec(("w", "g", *state), ("d", *state), tensors, (), scalars)
+    else:
+        inputs = ("w", "g", *(("momentum_buffer",) * momentum), *state, *(("u",) * draws))
+        outputs = ("w", *(("momentum_buffer",) * momentum), *state, *(("p",) * param))
+        spec = Spec(inputs, outputs, tensors, ("step",), scalars + base)
+    parts = [f.__name__ for f in (direction, project) if f is not None]
+    name = "_".join([*parts, stage, *(("m",) * momentum), *(("wd",) * weight_decay)])
+    return Kernel(rule, spec, "".join(c if c.isalnum() else "_" for c in name))
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(reason: str) -> None:
+    if reason not in _WARNED:
+        _WARNED.add(reason)
+        warnings.warn(f"qnnlab: fused optimizer step unavailable ({reason}); using the eager path", stacklevel=4)
+
+
+def _has_triton(device: torch.device) -> bool:
+    try:
+        from torch.utils._triton import has_triton
+    except ImportError:
+        return False
+    return device.type == "cuda" and has_triton()
+
+
 class QuantOptimizer(Optimizer):
-    """Base class; subclasses override :meth:`_direction`, :meth:`_project`, :meth:`_targets`."""
+    """Base class; subclasses override :meth:`_rule`, and :meth:`_targets` when they train a latent."""
+
+    #: the path of groups with ``fused=None``: ``None`` chooses (fused where available), ``True``/``False`` force it
+    fused_default: ClassVar[bool | None] = None
 
     def __init__(
         self,
@@ -79,6 +259,7 @@ class QuantOptimizer(Optimizer):
         base: str,
         betas: tuple[float, float],
         adam_eps: float,
+        fused: bool | None = None,
     ) -> None:
         """Validate the base-step hyperparameters and register them beside the method's own."""
         check_positive("learning rate", lr)
@@ -90,20 +271,28 @@ class QuantOptimizer(Optimizer):
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ValueError(f"Invalid betas: {betas}; each must be in [0, 1)")
         check_positive("adam_eps", adam_eps)
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, base=base, betas=betas, adam_eps=adam_eps)
+        if fused not in (None, True, False):
+            raise ValueError(f"Invalid fused: {fused!r}; choose from: None, True, False")
+        defaults = dict(
+            lr=lr, momentum=momentum, weight_decay=weight_decay, base=base, betas=betas, adam_eps=adam_eps, fused=fused
+        )
         super().__init__(params, {**defaults, "constrained": True, **method_defaults})
+        self._scratch: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("fused", None)
+        self._scratch = WeakIdKeyDictionary()
 
     # -- hooks ------------------------------------------------------------------------
     def _targets(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:
         """The tensors the update is applied to (the parameters themselves by default)."""
         return params
 
-    def _direction(self, group: dict[str, Any], targets: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
-        """Search direction of a constrained group (the plain gradient by default)."""
-        return grads
-
-    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
-        """Map a constrained group back onto the method's domain, in place."""
+    def _rule(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> EntryRule:
+        """The update of a constrained group with these parameters and targets (trivial by default)."""
+        return EntryRule()
 
     def _scales(self, group: dict[str, Any], params: list[Tensor]) -> list[float] | None:
         """Per-tensor learning-rate multipliers, or ``None`` for all ones."""
@@ -154,54 +343,183 @@ class QuantOptimizer(Optimizer):
             if not params:
                 continue
             grads = [p.grad for p in params]
-            constrained = group["constrained"]
-            targets = self._targets(group, params) if constrained else params
-            dirs = self._direction(group, targets, grads) if constrained else grads
-            updates = self._base_update(group, params, targets, dirs)
-            scales = self._scales(group, params) if constrained else None
+            steps = [group["lr"]] * len(params)
+            if not group["constrained"]:
+                self._torch_base(group, params, params, grads, steps)
+                continue
+            targets = self._targets(group, params)
+            rule = self._rule(group, params, targets)
+            scales = self._scales(group, params)
             if scales is not None:
-                updates = torch._foreach_mul(updates, scales)
-            torch._foreach_add_(targets, updates, alpha=-group["lr"])
-            if constrained:
-                self._project(group, params, targets)
+                steps = [group["lr"] * c for c in scales]
+            if rule.direction_lists is not None:
+                grads = rule.direction_lists(targets, grads)
+            entrywise = rule.direction is not None or rule.project is not None
+            if group["base"] == "adam":
+                if rule.direction is not None:
+                    dirs = [self._scratch_for(p, g) for p, g in zip(params, grads, strict=True)]
+                    self._entrywise(group, rule, "direction", params, {"w": targets, "g": grads, "d": dirs}, steps)
+                    grads = dirs
+                self._torch_base(group, params, targets, grads, steps)
+                if rule.project is not None:
+                    self._entrywise(group, rule, "project", params, {"w": targets}, steps)
+            elif entrywise or scales is not None:
+                self._entrywise(group, rule, "step", params, {"w": targets, "g": grads}, steps)
+            else:
+                self._torch_base(group, params, targets, grads, steps)
+            if rule.project_lists is not None:
+                rule.project_lists(params, targets)
         return loss
 
-    def _base_update(
-        self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor], dirs: list[Tensor]
-    ) -> list[Tensor]:
-        if group["weight_decay"] != 0:
-            dirs = torch._foreach_add(dirs, targets, alpha=group["weight_decay"])
-        if group["base"] == "adam":
-            return self._adam(group, params, dirs)
-        if group["momentum"] == 0:
-            return dirs
-        bufs = [self._buffer(p, "momentum_buffer") for p in params]
-        torch._foreach_mul_(bufs, group["momentum"])
-        torch._foreach_add_(bufs, dirs)
-        return bufs
+    def _project_now(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
+        """Apply the group's projection alone, eagerly (at construction and after loading a state)."""
+        rule = self._rule(group, params, targets)
+        if rule.project is not None:
+            self._entrywise(group, rule, "project", params, {"w": targets}, [group["lr"]] * len(params), "eager")
 
-    def _adam(self, group: dict[str, Any], params: list[Tensor], dirs: list[Tensor]) -> list[Tensor]:
+    def _entrywise(
+        self,
+        group: dict[str, Any],
+        rule: EntryRule,
+        stage: str,
+        params: list[Tensor],
+        arrays: dict[str, list[Tensor]],
+        steps: list[float],
+        path: str | None = None,
+    ) -> None:
+        momentum = stage == "step" and group["momentum"] != 0
+        decay = stage == "step" and group["weight_decay"] != 0
+        kernel = _kernel(
+            rule.direction if stage != "project" else None,
+            rule.project if stage != "direction" else None,
+            tuple(sorted(rule.static.items())),
+            tuple(sorted(rule.scalars)),
+            tuple(sorted(rule.tensors)),
+            rule.state,
+            rule.draws and stage != "direction",
+            rule.param and stage != "direction",
+            stage,
+            momentum,
+            decay,
+        )
+        targets = arrays["w"]
+        if momentum:
+            arrays["momentum_buffer"] = [
+                self._buffer(p, "momentum_buffer", t) for p, t in zip(params, targets, strict=True)
+            ]
+        for name in rule.state:
+            arrays[name] = [self.state[p][name] for p in params]
+        if kernel.spec.inputs.count("u"):
+            u = torch.rand(sum(t.numel() for t in targets), dtype=targets[0].dtype, device=targets[0].device)
+            arrays["u"] = [x.view_as(t) for x, t in zip(u.split([t.numel() for t in targets]), targets, strict=True)]
+        if "p" in kernel.spec.outputs:
+            arrays["p"] = params
+        scalars = {**rule.scalars, "momentum": group["momentum"], "weight_decay": group["weight_decay"]}
+        path = path or self._path(group, kernel, targets)
+        kernel.run(arrays, rule.tensors, {"step": steps}, scalars, path)
+
+    def _path(self, group: dict[str, Any], kernel: Kernel, tensors: list[Tensor]) -> str:
+        """``"c"``, ``"compiled"`` or ``"eager"`` for this group (see the module docstring)."""
+        fused = group["fused"] if group["fused"] is not None else self.fused_default
+        if fused is False:
+            return "eager"
+        device, dtype = tensors[0].device, tensors[0].dtype
+        if any(t.device != device or t.dtype != dtype for t in tensors):
+            reason = "a param group mixes devices or dtypes"
+        elif device.type == "cpu":
+            if dtype not in (torch.float32, torch.float64):
+                reason = f"the C kernels cover float32 and float64, not {dtype}"
+            else:
+                try:
+                    kernel.c_functions()
+                    return "c"
+                except KernelUnavailable as err:
+                    reason = str(err)
+        elif _has_triton(device):
+            return "compiled"
+        else:
+            reason = f"no Triton for torch.compile on {device.type}"
+        if fused:
+            raise RuntimeError(f"fused=True: {reason}")
+        _warn_once(reason)
+        return "eager"
+
+    def _torch_base(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        targets: list[Tensor],
+        grads: list[Tensor],
+        steps: list[float],
+    ) -> None:
+        """torch's own SGD (foreach) or Adam (fused where torch has it) on ``targets``, one call per step size."""
+        for lr in dict.fromkeys(steps):
+            idx = [i for i, s in enumerate(steps) if s == lr]
+            ps, ts, gs = [params[i] for i in idx], [targets[i] for i in idx], [grads[i] for i in idx]
+            if group["base"] == "adam":
+                self._torch_adam(group, ps, ts, gs, lr)
+            else:
+                self._torch_sgd(group, ps, ts, gs, lr)
+
+    def _torch_sgd(self, group: dict[str, Any], params: list[Tensor], targets, grads, lr: float) -> None:
+        momentum = group["momentum"]
+        bufs = [self.state[p].get("momentum_buffer") for p in params] if momentum else [None] * len(params)
+        torch_sgd(
+            targets,
+            grads,
+            bufs,
+            foreach=True,
+            weight_decay=group["weight_decay"],
+            momentum=momentum,
+            lr=lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+        )
+        if momentum:
+            for p, b in zip(params, bufs, strict=True):
+                self.state[p]["momentum_buffer"] = b
+
+    def _torch_adam(self, group: dict[str, Any], params: list[Tensor], targets, grads, lr: float) -> None:
         beta1, beta2 = group["betas"]
-        ms = [self._buffer(p, "exp_avg") for p in params]
-        vs = [self._buffer(p, "exp_avg_sq") for p in params]
-        torch._foreach_lerp_(ms, dirs, 1 - beta1)
-        torch._foreach_mul_(vs, beta2)
-        torch._foreach_addcmul_(vs, dirs, dirs, value=1 - beta2)
-        # step counts are python ints: no device sync, and they ride in state_dict
-        steps = []
-        for p in params:
-            state = self.state[p]
-            state["step"] = state.get("step", 0) + 1
-            steps.append(state["step"])
-        denom = torch._foreach_sqrt(vs)
-        torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in steps])
-        torch._foreach_add_(denom, group["adam_eps"])
-        updates = torch._foreach_div(ms, denom)
-        torch._foreach_div_(updates, [1 - beta1**t for t in steps])
-        return updates
+        fused = all(t.is_floating_point() for t in targets)
+        ms = [self._buffer(p, "exp_avg", t) for p, t in zip(params, targets, strict=True)]
+        vs = [self._buffer(p, "exp_avg_sq", t) for p, t in zip(params, targets, strict=True)]
+        torch_adam(
+            targets,
+            grads,
+            ms,
+            vs,
+            [],
+            [self._step_count(p, t) for p, t in zip(params, targets, strict=True)],
+            foreach=None if fused else True,
+            fused=fused or None,
+            amsgrad=False,
+            beta1=beta1,
+            beta2=beta2,
+            lr=lr,
+            weight_decay=group["weight_decay"],
+            eps=group["adam_eps"],
+            maximize=False,
+        )
 
-    def _buffer(self, p: Tensor, name: str) -> Tensor:
+    def _step_count(self, p: Tensor, like: Tensor) -> Tensor:
+        """Adam's step count as torch keeps it: a float32 0-d tensor on the device (a Python int is converted)."""
+        state = self.state[p]
+        step = state.get("step", 0)
+        if not torch.is_tensor(step) or step.device != like.device:
+            state["step"] = torch.as_tensor(step, dtype=torch.float32).to(like.device)
+        return state["step"]
+
+    def _buffer(self, p: Tensor, name: str, like: Tensor | None = None) -> Tensor:
         state = self.state[p]
         if name not in state:
-            state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state[name] = torch.zeros_like(p if like is None else like, memory_format=torch.preserve_format)
         return state[name]
+
+    def _scratch_for(self, p: Tensor, like: Tensor) -> Tensor:
+        """A buffer for the direction before torch's Adam, kept between steps (not optimizer state)."""
+        buf = self._scratch.get(p)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._scratch[p] = torch.empty_like(like)
+        return buf

@@ -61,7 +61,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from qnnlab.optim._base import QuantOptimizer, check_nonnegative, check_positive, flat_map
+from qnnlab.optim._base import EntryRule, QuantOptimizer, check_nonnegative, check_positive
 from qnnlab.quant.grids import sign
 
 __all__ = ["AdaSTE", "adaste_scale", "adaste_weights"]
@@ -76,16 +76,30 @@ def adaste_weights(theta: Tensor, alpha: float, beta: float) -> Tensor:
 
 def adaste_scale(theta: Tensor, g: Tensor, alpha: float, beta: float, tol: float) -> Tensor:
     """The factor ``c(θ, g)`` of the module docstring's table, entry-wise."""
+    return _scale(theta, g, alpha, beta, tol, saturated=alpha * beta >= 1)
+
+
+def _scale(theta: Tensor, g: Tensor, alpha: float, beta: float, tol: float, saturated: bool) -> Tensor:
     a = theta.abs()
     live = (a > tol) & (g.abs() > tol)
     toward = live & ((theta > 0) == (g > 0))
     away = live & ~toward
-    if alpha * beta >= 1:
+    if saturated:  # αβ ≥ 1
         return torch.where(toward, a.reciprocal().clamp(max=SCALE_CAP), torch.where(away, 0.0, 1.0))
     outside = a > 1 - alpha * beta  # w* is saturated at ±1
     flip = torch.where(outside, 1 + 2 * beta + alpha * beta, a + 2 * beta * (1 + alpha)) / ((1 + beta) * a)
     rest = torch.where(away & outside, 0.0, 1 / (1 + beta))
     return torch.where(toward, flip.clamp(max=SCALE_CAP), rest)
+
+
+def adaste_direction(theta: Tensor, g: Tensor, *, alpha: float, beta: float, tol: float, saturated: bool) -> Tensor:
+    """``c(θ, g)·g``; ``saturated`` (``αβ ≥ 1``) is static: it selects the table's column."""
+    return _scale(theta, g, alpha, beta, tol, saturated) * g
+
+
+def adaste_project(theta: Tensor, *, alpha: float, beta: float) -> tuple[Tensor, Tensor]:
+    """``(θ, w*(θ))``: the latent is never clipped, the parameter shows ``w*(θ)``."""
+    return theta, adaste_weights(theta, alpha, beta)
 
 
 class AdaSTE(QuantOptimizer):
@@ -98,7 +112,7 @@ class AdaSTE(QuantOptimizer):
         beta: weight ``β`` (>= 0) of the double well; set ``group["beta"]`` to anneal it.
         theta_init: ``|θ₀|`` (> 0); ``θ₀ = theta_init·sign(w₀)``.
         tol: dead zone (>= 0) under which ``|θ|`` or ``|g|`` count as zero.
-        momentum, weight_decay, base, betas, adam_eps: the base step on ``θ``.
+        momentum, weight_decay, base, betas, adam_eps, fused: the base step on ``θ``.
     """
 
     def __init__(
@@ -115,6 +129,7 @@ class AdaSTE(QuantOptimizer):
         base: str = "sgd",
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
         check_positive("alpha", alpha)
         check_nonnegative("beta", beta)
@@ -129,6 +144,7 @@ class AdaSTE(QuantOptimizer):
             base=base,
             betas=betas,
             adam_eps=adam_eps,
+            fused=fused,
         )
         self._show_latent()
 
@@ -141,7 +157,7 @@ class AdaSTE(QuantOptimizer):
         """Set every constrained parameter to ``w*(θ)``, creating ``θ`` where it is missing."""
         for group in self.param_groups:
             if group["constrained"]:
-                self._project(group, group["params"], self._targets(group, group["params"]))
+                self._project_now(group, group["params"], self._targets(group, group["params"]))
 
     def theta(self, p: Tensor) -> Tensor:
         """The latent ``θ`` behind parameter ``p`` (``p`` itself for an unconstrained one)."""
@@ -154,10 +170,12 @@ class AdaSTE(QuantOptimizer):
                 state["theta"] = group["theta_init"] * sign(p.detach())
         return [self.state[p]["theta"] for p in params]
 
-    def _direction(self, group: dict[str, Any], targets: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
-        alpha, beta, tol = group["alpha"], group["beta"], group["tol"]
-        return flat_map(lambda t, g: adaste_scale(t, g, alpha, beta, tol) * g, targets, grads)
-
-    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
+    def _rule(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> EntryRule:
         alpha, beta = group["alpha"], group["beta"]
-        torch._foreach_copy_(params, flat_map(lambda t: adaste_weights(t, alpha, beta), targets))
+        return EntryRule(
+            direction=adaste_direction,
+            project=adaste_project,
+            scalars={"alpha": alpha, "beta": beta, "tol": group["tol"]},
+            static={"saturated": alpha * beta >= 1},
+            param=True,
+        )

@@ -71,7 +71,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from qnnlab.optim._base import QuantOptimizer, check_positive, clip_unit_box_, flat_map
+from qnnlab.optim._base import EntryRule, QuantOptimizer, check_positive, clip_unit
 from qnnlab.optim.constrained_gd import velocity_direction
 from qnnlab.quant.constraints import binary_dphi, binary_phi, kbit_constraint
 from qnnlab.quant.grids import get_grid
@@ -89,6 +89,11 @@ def skewed_direction(w: Tensor, g: Tensor, eps: float, alpha: float) -> Tensor:
     return velocity_direction(binary_phi(w, eps), binary_dphi(w), g, alpha)
 
 
+def askewsgd_direction(w: Tensor, g: Tensor, *, eps: float, alpha: float) -> Tensor:
+    """The binary rule's direction, with its hyperparameters by keyword (:class:`~qnnlab.optim._base.EntryRule`)."""
+    return skewed_direction(w, g, eps, alpha)
+
+
 def kbit_skewed_direction(w: Tensor, g: Tensor, step: Tensor, eps: float, alpha: float, lr: float, bits: int) -> Tensor:
     """``s_{ε,α}`` entry-wise for the k-bit constraint on the grid ``step·{−m..m}`` (``step``: ``Δ`` per entry).
 
@@ -97,6 +102,17 @@ def kbit_skewed_direction(w: Tensor, g: Tensor, step: Tensor, eps: float, alpha:
     """
     phi, dphi = kbit_constraint(w / step, eps, get_grid(bits).max_level)
     return velocity_direction(phi, dphi / step, g, alpha, cap=step / (4 * lr))
+
+
+def kbit_direction(w: Tensor, g: Tensor, *, delta: Tensor, eps: float, alpha: float, lr: float, bits: int) -> Tensor:
+    """The k-bit rule's direction (``delta``: the tensor's held ``Δ``; ``bits`` static)."""
+    return kbit_skewed_direction(w, g, delta, eps, alpha, lr, bits)
+
+
+def kbit_box(w: Tensor, *, delta: Tensor, bits: int) -> Tensor:
+    """``clamp(w, −mΔ, mΔ)``: the hull of the tensor's grid."""
+    top = delta * get_grid(bits).max_level
+    return w.clamp(-top, top)
 
 
 class ASkewSGD(QuantOptimizer):
@@ -111,7 +127,7 @@ class ASkewSGD(QuantOptimizer):
         bits: 1 (binary, the box ``[−1, 1]``) or ``2..8`` (SAWB-scaled k-bit grid per tensor).
         sawb: SAWB's ``(c₁, c₂)`` for the k-bit step (default ``None``: the table of
             :mod:`qnnlab.quant.scales` for the group's ``bits``).
-        momentum, weight_decay, base, betas, adam_eps: the base step (see
+        momentum, weight_decay, base, betas, adam_eps, fused: the base step (see
             :class:`qnnlab.optim.SGD`); momentum, decay and Adam act on the skewed direction.
     """
 
@@ -129,6 +145,7 @@ class ASkewSGD(QuantOptimizer):
         base: str = "sgd",
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
         check_positive("eps", eps)
         check_positive("alpha", alpha)
@@ -144,6 +161,7 @@ class ASkewSGD(QuantOptimizer):
             base=base,
             betas=betas,
             adam_eps=adam_eps,
+            fused=fused,
         )
 
     def grid_steps(self, group: dict[str, Any], params: list[Tensor], seg: Segments, *, hold: bool) -> Tensor:
@@ -161,25 +179,21 @@ class ASkewSGD(QuantOptimizer):
         """The k-bit constraint acts (``ε < 1/16``) or has acted (a step is held)."""
         return group["eps"] < KBIT_INACTIVE or "grid_step" in self.state[params[0]]
 
-    def _direction(self, group: dict[str, Any], targets: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
-        eps, alpha, bits = group["eps"], group["alpha"], group["bits"]
-        if bits == 1:
-            return flat_map(lambda w, g: skewed_direction(w, g, eps, alpha), targets, grads)
-        if not self._kbit_active(group, targets):
-            return grads
-        seg = Segments(targets)
-        step = seg.expand(self.grid_steps(group, targets, seg, hold=True))
-        g = torch.cat([t.reshape(-1) for t in grads])
-        return seg.split(kbit_skewed_direction(seg.flat, g, step, eps, alpha, group["lr"], bits))
-
-    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
+    def _rule(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> EntryRule:
+        hyper = {"eps": group["eps"], "alpha": group["alpha"]}
         if group["bits"] == 1:
-            clip_unit_box_(targets)
-        elif "grid_step" in self.state[targets[0]]:
-            top = get_grid(group["bits"]).max_level
-            box = torch._foreach_mul([self.state[p]["grid_step"] for p in targets], top)
-            torch._foreach_maximum_(targets, torch._foreach_neg(box))
-            torch._foreach_minimum_(targets, box)
+            return EntryRule(direction=askewsgd_direction, project=clip_unit, scalars=hyper)
+        if not self._kbit_active(group, targets):
+            return EntryRule()
+        if any("grid_step" not in self.state[p] for p in targets):  # the first active step: hold each Δ
+            self.grid_steps(group, targets, Segments(targets), hold=True)
+        return EntryRule(
+            direction=kbit_direction,
+            project=kbit_box,
+            scalars={**hyper, "lr": group["lr"]},
+            static={"bits": group["bits"]},
+            tensors={"delta": [self.state[p]["grid_step"] for p in targets]},
+        )
 
     def _grid(self, group: dict[str, Any], params: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
         if bits == 1:

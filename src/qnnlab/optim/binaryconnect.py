@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 from torch.nn.init import _calculate_fan_in_and_fan_out
 
-from qnnlab.optim._base import QuantOptimizer, clip_unit_box_, flat_map
-from qnnlab.quant.binarize import binarize_deterministic, binarize_stochastic
+from qnnlab.optim._base import EntryRule, QuantOptimizer, clip_unit
+from qnnlab.quant.binarize import binarize_deterministic, binarize_from
 
 __all__ = ["BinaryConnect", "glorot_lr_scale"]
 
@@ -41,6 +41,18 @@ def glorot_lr_scale(p: Tensor) -> float:
     return 1.0 / math.sqrt(1.5 / (fan_in + fan_out))
 
 
+def binaryconnect_project(w: Tensor) -> tuple[Tensor, Tensor]:
+    """``(clip(w, −1, 1), sign(clip(w, −1, 1)))``: the latent and the deterministic binary weight."""
+    w = clip_unit(w)
+    return w, binarize_deterministic(w)
+
+
+def binaryconnect_stochastic_project(w: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    """``(clip(w, −1, 1), ±1)`` with ``+1`` where the draw ``u < σ(clip(w, −1, 1))``."""
+    w = clip_unit(w)
+    return w, binarize_from(w, u)
+
+
 class BinaryConnect(QuantOptimizer):
     """BinaryConnect (deterministic or stochastic); unconstrained groups take plain steps.
 
@@ -49,7 +61,7 @@ class BinaryConnect(QuantOptimizer):
         lr: step size ``γ`` (> 0).
         stochastic: draw ``w_b`` from the hard-sigmoid Bernoulli instead of ``sign``.
         glorot_scale: multiply each tensor's step by ``1/√(1.5/(fan_in + fan_out))``.
-        momentum, weight_decay, base, betas, adam_eps: the base step (the paper uses Adam).
+        momentum, weight_decay, base, betas, adam_eps, fused: the base step (the paper uses Adam).
     """
 
     def __init__(
@@ -64,6 +76,7 @@ class BinaryConnect(QuantOptimizer):
         base: str = "sgd",
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
         super().__init__(
             params,
@@ -74,12 +87,12 @@ class BinaryConnect(QuantOptimizer):
             base=base,
             betas=betas,
             adam_eps=adam_eps,
+            fused=fused,
         )
         with torch.no_grad():
             for group in self.param_groups:
                 if group["constrained"]:
-                    latents = [self._latent_init(p) for p in group["params"]]
-                    self._project(group, group["params"], latents)
+                    self._project_now(group, group["params"], self._targets(group, group["params"]))
 
     def _latent_init(self, p: Tensor) -> Tensor:
         state = self.state[p]
@@ -97,7 +110,7 @@ class BinaryConnect(QuantOptimizer):
     def _scales(self, group: dict[str, Any], params: list[Tensor]) -> list[float] | None:
         return [self.state[p]["lr_scale"] for p in params] if group["glorot_scale"] else None
 
-    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
-        clip_unit_box_(targets)
-        binarize = binarize_stochastic if group["stochastic"] else binarize_deterministic
-        torch._foreach_copy_(params, flat_map(binarize, targets))
+    def _rule(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> EntryRule:
+        if group["stochastic"]:
+            return EntryRule(project=binaryconnect_stochastic_project, draws=True, param=True)
+        return EntryRule(project=binaryconnect_project, param=True)

@@ -44,7 +44,7 @@ from scipy.optimize import nnls
 from torch import Tensor
 from torch.func import jacrev
 
-from qnnlab.optim._base import QuantOptimizer, check_positive, flat_map
+from qnnlab.optim._base import EntryRule, QuantOptimizer, check_positive, flat_map
 from qnnlab.quant.constraints import BinaryConstraint, Constraint
 
 __all__ = ["SOLVERS", "ConstrainedGD", "qp_direction", "velocity_direction"]
@@ -98,6 +98,16 @@ def qp_direction(w: Tensor, g: Tensor, constraint: Constraint, eps: float, alpha
     return (g64 - jac.T @ lam).to(g.dtype)
 
 
+def separable_direction(w: Tensor, g: Tensor, *, eps: float, alpha: float, constraint: Constraint) -> Tensor:
+    """The closed form for a separable ``constraint`` (static), entry-wise."""
+    return velocity_direction(constraint.values(w, eps), constraint.derivative(w, eps), g, alpha)
+
+
+def box_clamp(w: Tensor, *, box: float) -> Tensor:
+    """``clamp(w, −box, box)``."""
+    return w.clamp(-box, box)
+
+
 class ConstrainedGD(QuantOptimizer):
     """Muehlebach–Jordan steps on ``φ(w) ≥ 0`` for each constrained group.
 
@@ -110,7 +120,7 @@ class ConstrainedGD(QuantOptimizer):
         alpha: violation decay rate ``α`` (> 0).
         solver: ``"closed_form"`` (separable constraints only), ``"qp"``, or ``"auto"``.
         box: clamp constrained weights to ``[−box, box]`` after each step (``None``: no clamp).
-        momentum, weight_decay, base, betas, adam_eps: the base step.
+        momentum, weight_decay, base, betas, adam_eps, fused: the base step.
     """
 
     def __init__(
@@ -128,6 +138,7 @@ class ConstrainedGD(QuantOptimizer):
         base: str = "sgd",
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
         check_positive("eps", eps)
         check_positive("alpha", alpha)
@@ -147,17 +158,17 @@ class ConstrainedGD(QuantOptimizer):
             base=base,
             betas=betas,
             adam_eps=adam_eps,
+            fused=fused,
         )
 
-    def _direction(self, group: dict[str, Any], targets: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
-        eps, alpha, con = group["eps"], group["alpha"], self.constraint
+    def _rule(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> EntryRule:
+        eps, alpha, con, box = group["eps"], group["alpha"], self.constraint, group["box"]
+        scalars = {"eps": eps, "alpha": alpha, **({"box": box} if box is not None else {})}
+        project = box_clamp if box is not None else None
         if group["solver"] == "qp" or not con.separable:
-            return flat_map(lambda w, g: qp_direction(w, g, con, eps, alpha), targets, grads)
-        return flat_map(
-            lambda w, g: velocity_direction(con.values(w, eps), con.derivative(w, eps), g, alpha), targets, grads
-        )
 
-    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
-        if group["box"] is not None:
-            torch._foreach_clamp_min_(targets, -group["box"])
-            torch._foreach_clamp_max_(targets, group["box"])
+            def qp(ts: list[Tensor], gs: list[Tensor]) -> list[Tensor]:
+                return flat_map(lambda w, g: qp_direction(w, g, con, eps, alpha), ts, gs)
+
+            return EntryRule(project=project, scalars=scalars, direction_lists=qp)
+        return EntryRule(direction=separable_direction, project=project, scalars=scalars, static={"constraint": con})

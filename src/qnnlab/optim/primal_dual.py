@@ -13,7 +13,7 @@ A violated constraint (``φ < 0``) grows its multiplier, which pulls ``w`` back 
 ``C_ε``; a satisfied one shrinks it to zero. ``ε`` is annealed between epochs as for
 ASkewSGD (``group["eps"]``). The base step (momentum, Adam) acts on ``∇_w L``.
 :meth:`PrimalDual.multipliers` returns the ``λ`` tensors and :meth:`PrimalDual.diagnostics`
-the mean and largest multiplier and the Lagrangian stationarity ``‖∇_w L‖`` of the last step.
+the mean and largest multiplier and the Lagrangian stationarity ``‖∇_w L‖`` at the current point.
 
 References: Arrow, Hurwicz & Uzawa, "Studies in linear and non-linear programming", 1958
 (gradient descent–ascent on the Lagrangian); the constraint is ASkewSGD's (Leconte,
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from qnnlab.optim._base import QuantOptimizer, check_nonnegative, check_positive, clip_unit_box_, flat_map
+from qnnlab.optim._base import EntryRule, QuantOptimizer, check_nonnegative, check_positive, clip_unit
 from qnnlab.quant.constraints import binary_dphi, binary_phi
 
 __all__ = ["PrimalDual", "lagrangian_step"]
@@ -37,6 +37,11 @@ __all__ = ["PrimalDual", "lagrangian_step"]
 def lagrangian_step(w: Tensor, g: Tensor, lam: Tensor, eps: float, dual_lr: float) -> tuple[Tensor, Tensor]:
     """``(∇_w L(w, λ), [λ − ηφ_ε(w)]_+)`` entry-wise."""
     return g - lam * binary_dphi(w), (lam - dual_lr * binary_phi(w, eps)).clamp_min(0)
+
+
+def primal_dual_direction(w: Tensor, g: Tensor, lam: Tensor, *, eps: float, dual_lr: float) -> tuple[Tensor, Tensor]:
+    """:func:`lagrangian_step` with its hyperparameters by keyword (:class:`~qnnlab.optim._base.EntryRule`)."""
+    return lagrangian_step(w, g, lam, eps, dual_lr)
 
 
 class PrimalDual(QuantOptimizer):
@@ -48,7 +53,7 @@ class PrimalDual(QuantOptimizer):
         dual_lr: dual step size ``η`` (> 0).
         eps: constraint level ``ε`` (> 0); set ``group["eps"]`` each epoch to anneal it.
         init_multiplier: initial ``λ`` (≥ 0).
-        momentum, weight_decay, base, betas, adam_eps: the base step on ``∇_w L``.
+        momentum, weight_decay, base, betas, adam_eps, fused: the base step on ``∇_w L``.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class PrimalDual(QuantOptimizer):
         base: str = "sgd",
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
         check_positive("dual_lr", dual_lr)
         check_positive("eps", eps)
@@ -77,8 +83,8 @@ class PrimalDual(QuantOptimizer):
             base=base,
             betas=betas,
             adam_eps=adam_eps,
+            fused=fused,
         )
-        self._last: dict[str, Tensor] = {}
 
     def _multiplier(self, p: Tensor, init: float) -> Tensor:
         state = self.state[p]
@@ -86,30 +92,31 @@ class PrimalDual(QuantOptimizer):
             state["multiplier"] = torch.full_like(p, init, memory_format=torch.preserve_format)
         return state["multiplier"]
 
-    def _direction(self, group: dict[str, Any], targets: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
-        lams = [self._multiplier(p, group["init_multiplier"]) for p in targets]
-        eps, dual_lr = group["eps"], group["dual_lr"]
-
-        def step(w: Tensor, g: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
-            grad_l, new_lam = lagrangian_step(w, g, lam, eps, dual_lr)
-            self._last = {
-                "multiplier_mean": new_lam.mean(),
-                "multiplier_max": new_lam.max(),
-                "lagrangian_grad_norm": grad_l.norm(),
-            }
-            return grad_l, new_lam
-
-        grad_l, new_lams = flat_map(step, targets, grads, lams)
-        torch._foreach_copy_(lams, new_lams)
-        return grad_l
-
-    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
-        clip_unit_box_(targets)
+    def _rule(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> EntryRule:
+        for p in targets:
+            self._multiplier(p, group["init_multiplier"])
+        scalars = {"eps": group["eps"], "dual_lr": group["dual_lr"]}
+        return EntryRule(direction=primal_dual_direction, project=clip_unit, scalars=scalars, state=("multiplier",))
 
     def multipliers(self) -> list[Tensor]:
         """The multiplier tensor of every constrained parameter stepped so far."""
         return [s["multiplier"] for s in self.state.values() if "multiplier" in s]
 
+    @torch.no_grad()
     def diagnostics(self) -> dict[str, Tensor]:
-        """0-d tensors of the last step: mean and largest ``λ``, and ``‖∇_w L‖``."""
-        return dict(self._last)
+        """0-d tensors at the current point: mean and largest ``λ``, and ``‖∇_w L(w, λ)‖`` with ``g = p.grad``.
+
+        Computed when called (the training loop calls it once per epoch with the full-batch gradient), over
+        the constrained parameters that have a multiplier and a gradient; ``{}`` if there are none.
+        """
+        lams, grads = [], []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if group["constrained"] and p.grad is not None and "multiplier" in self.state[p]:
+                    lam = self.state[p]["multiplier"]
+                    lams.append(lam.reshape(-1))
+                    grads.append(lagrangian_step(p, p.grad, lam, group["eps"], group["dual_lr"])[0].reshape(-1))
+        if not lams:
+            return {}
+        lam, grad_l = torch.cat(lams), torch.cat(grads)
+        return {"multiplier_mean": lam.mean(), "multiplier_max": lam.max(), "lagrangian_grad_norm": grad_l.norm()}

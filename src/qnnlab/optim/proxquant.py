@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from qnnlab.optim._base import QuantOptimizer, check_nonnegative, clip_unit_box_, flat_map
+from qnnlab.optim._base import EntryRule, QuantOptimizer, check_nonnegative, clip_unit, clip_unit_box_
 from qnnlab.quant.prox import prox_binary, prox_grid, quantize_targets
 
 __all__ = ["LAM_GROWTHS", "ProxQuant", "proxquant_"]
@@ -47,11 +47,17 @@ LAM_GROWTHS = ("constant", "iteration")
 def proxquant_(params: list[Tensor], bits: int, tau: float) -> None:
     """``θ ← clip(prox_τ(θ), −1, 1)`` in place for one group's tensors."""
     if bits == 1:
-        torch._foreach_copy_(params, flat_map(lambda w: prox_binary(w, tau), params))
-    else:
-        # (θ + τq)/(1 + τ) = θ + (τ/(1 + τ))·(q − θ), see prox_toward
-        torch._foreach_lerp_(params, quantize_targets(params, bits), tau / (1 + tau))
+        for p in params:
+            p.copy_(prox_binary_project(p, tau=tau))
+        return
+    # (θ + τq)/(1 + τ) = θ + (τ/(1 + τ))·(q − θ), see prox_toward
+    torch._foreach_lerp_(params, quantize_targets(params, bits), tau / (1 + tau))
     clip_unit_box_(params)
+
+
+def prox_binary_project(w: Tensor, *, tau: float) -> Tensor:
+    """``clip(prox_τ(w), −1, 1)`` of the binary regularizer, entry-wise."""
+    return clip_unit(prox_binary(w, tau))
 
 
 class ProxQuant(QuantOptimizer):
@@ -65,7 +71,7 @@ class ProxQuant(QuantOptimizer):
         lam_growth: ``"constant"`` (``λ_t = lam``, set by the caller) or ``"iteration"``
             (``λ_t = lam·k``).
         frozen: hard-quantize the constrained weights and hold them (set it per group).
-        momentum, weight_decay, base, betas, adam_eps: the base step (the paper uses Adam).
+        momentum, weight_decay, base, betas, adam_eps, fused: the base step (the paper uses Adam).
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class ProxQuant(QuantOptimizer):
         base: str = "adam",
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
         if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
             raise ValueError(f"Invalid bits: {bits!r}; must be an integer >= 1")
@@ -99,6 +106,7 @@ class ProxQuant(QuantOptimizer):
             base=base,
             betas=betas,
             adam_eps=adam_eps,
+            fused=fused,
         )
 
     def lam_t(self, group: dict[str, Any]) -> float:
@@ -110,13 +118,14 @@ class ProxQuant(QuantOptimizer):
         # a frozen group takes zero-length steps
         return [0.0] * len(params) if group["frozen"] else None
 
-    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
-        tau = group["lr"] * self.lam_t(group)
+    def _rule(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> EntryRule:
+        tau, bits = group["lr"] * self.lam_t(group), group["bits"]
         group["prox_steps"] += 1
         if group["frozen"]:
-            self._freeze(params, group["bits"])
-        else:
-            proxquant_(params, group["bits"], tau)
+            return EntryRule(project_lists=lambda ps, ts: self._freeze(ps, bits))
+        if bits == 1:
+            return EntryRule(project=prox_binary_project, scalars={"tau": tau})
+        return EntryRule(project_lists=lambda ps, ts: proxquant_(ps, bits, tau))
 
     def _grid(self, group: dict[str, Any], params: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
         # judged at its own hard quantization: what the freeze sets and the prox pulls toward

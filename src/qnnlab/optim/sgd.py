@@ -30,6 +30,7 @@ class SGD(QuantOptimizer):
         weight_decay: L2 coefficient added to the gradient.
         base: ``"sgd"`` or ``"adam"``.
         betas, adam_eps: Adam's moment coefficients and denominator offset.
+        fused: the fused step (``None``: where available; see :mod:`qnnlab.optim._base`).
     """
 
     def __init__(
@@ -42,7 +43,16 @@ class SGD(QuantOptimizer):
         base: str = "sgd",
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
         super().__init__(
-            params, {}, lr=lr, momentum=momentum, weight_decay=weight_decay, base=base, betas=betas, adam_eps=adam_eps
+            params,
+            {},
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            base=base,
+            betas=betas,
+            adam_eps=adam_eps,
+            fused=fused,
         )

@@ -23,7 +23,7 @@ from typing import Any
 
 from torch import Tensor
 
-from qnnlab.optim._base import QuantOptimizer, clip_unit_box_
+from qnnlab.optim._base import EntryRule, QuantOptimizer, clip_unit
 
 __all__ = ["STE"]
 
@@ -35,7 +35,7 @@ class STE(QuantOptimizer):
         params: parameters or param groups (``constrained=False`` are never clipped).
         lr: step size ``γ`` (> 0).
         clip: clip the latent weights to ``[−1, 1]`` after each step.
-        momentum, weight_decay, base, betas, adam_eps: the base step.
+        momentum, weight_decay, base, betas, adam_eps, fused: the base step.
     """
 
     def __init__(
@@ -49,6 +49,7 @@ class STE(QuantOptimizer):
         base: str = "sgd",
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
         super().__init__(
             params,
@@ -59,8 +60,8 @@ class STE(QuantOptimizer):
             base=base,
             betas=betas,
             adam_eps=adam_eps,
+            fused=fused,
         )
 
-    def _project(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> None:
-        if group["clip"]:
-            clip_unit_box_(targets)
+    def _rule(self, group: dict[str, Any], params: list[Tensor], targets: list[Tensor]) -> EntryRule:
+        return EntryRule(project=clip_unit if group["clip"] else None)

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from qnnlab.quant.grids import sign
 
-__all__ = ["binarize_deterministic", "binarize_stochastic", "hard_sigmoid"]
+__all__ = ["binarize_deterministic", "binarize_from", "binarize_stochastic", "hard_sigmoid"]
 
 
 def hard_sigmoid(x: Tensor) -> Tensor:
@@ -26,5 +26,9 @@ def binarize_deterministic(w: Tensor) -> Tensor:
 
 def binarize_stochastic(w: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """One draw of ``2·Bernoulli(σ(w)) − 1``."""
-    u = torch.rand(w.shape, generator=generator, dtype=w.dtype, device=w.device)
+    return binarize_from(w, torch.rand(w.shape, generator=generator, dtype=w.dtype, device=w.device))
+
+
+def binarize_from(w: Tensor, u: Tensor) -> Tensor:
+    """``+1`` where the uniform draw ``u < σ(w)``, else ``−1`` (entry-wise)."""
     return torch.where(u < hard_sigmoid(w), 1.0, -1.0).to(w.dtype)
