@@ -188,6 +188,8 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
         export_model(model, {}, tmp_path / "m.onnx", format="onnx")
     with pytest.raises(ValueError, match=r"0\.weight: ONNX export takes float32 weights; got torch.float64"):
         onnx_graph(nn.Sequential(nn.Linear(4, 3)).double(), {"0.weight": 1}, (4,))
+    with pytest.raises(ValueError, match=r"input_shape \(5,\) does not fit the model: mat1 and mat2 shapes"):
+        onnx_graph(nn.Linear(4, 3), {"weight": 1}, (5,), "qonnx")
     with pytest.raises(KeyError, match="unknown tensor 'w' in quant"):
         onnx_graph(nn.Linear(4, 3), {"w": 1}, (4,))
     assert not (tmp_path / "m.onnx").exists()

@@ -37,6 +37,7 @@ from qnnlab.config import ConfigError, validate_config
 from qnnlab.data import get_dataset
 from qnnlab.nn.models import constrained_names
 from qnnlab.packed.format import FORMAT_VERSION, PackedFileError, read_container, read_meta, write_container
+from qnnlab.packed.onnx_export import ONNX_FORMATS, write_onnx
 from qnnlab.packed.quantize import QuantArg, QuantizedTensor, QuantSpec, quantize_state
 
 __all__ = [
@@ -60,7 +61,7 @@ def quantized_state_dict(model: nn.Module, quant: QuantArg) -> dict[str, Tensor]
     return {n: quantized[n].dequantize() if n in quantized else t.detach() for n, t in state.items()}
 
 
-FORMATS: tuple[str, ...] = ("qnn", "onnx", "qonnx")
+FORMATS: tuple[str, ...] = ("qnn", *ONNX_FORMATS)
 
 
 def export_model(
@@ -92,8 +93,6 @@ def export_model(
     if format != "qnn":
         if input_shape is None:
             raise ValueError(f"{format} export traces the model: give input_shape, one sample's shape")
-        from qnnlab.packed.onnx_export import write_onnx
-
         return write_onnx(model, quant, out, tuple(input_shape), format)
     state = model.state_dict()
     specs, quantized = quantize_state(state, quant)

@@ -224,9 +224,14 @@ def onnx_graph(model: nn.Module, quant: QuantArg, input_shape: tuple[int, ...], 
     specs, quantized = quantize_state(model.state_dict(), quant)
     if bad := next((n for n, q in quantized.items() if q.dtype != torch.float32), None):
         raise ValueError(f"{bad}: ONNX export takes float32 weights; got {quantized[bad].dtype}")
-    view = _view(model, quantized, specs, fmt)
     batch = 1 if fmt == "qonnx" else 2  # a batch of 2 so that the exported batch dimension stays symbolic
     example = torch.zeros(batch, *input_shape)
+    view = _view(model, quantized, specs, fmt)
+    try:
+        with torch.no_grad():
+            view.model(example)  # a wrong shape fails here in one line, not in the tracer
+    except RuntimeError as err:
+        raise ValueError(f"input_shape {tuple(input_shape)} does not fit the model: {err}") from None
     dynamic = None if fmt == "qonnx" else ({0: torch.export.Dim("batch")},)
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -237,6 +242,10 @@ def onnx_graph(model: nn.Module, quant: QuantArg, input_shape: tuple[int, ...], 
             program = torch.onnx.export(
                 view, (example,), dynamo=True, opset_version=OPSETS[fmt], dynamic_shapes=dynamic, verbose=False
             )
+    except Exception as err:  # the exporter's errors are pages long; the cause stays chained
+        first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        first = first.split("\x1b")[0].strip()  # before the exporter's coloured "next steps"
+        raise ValueError(f"torch.onnx.export could not trace the model at input shape {input_shape}: {first}") from err
     finally:
         quiet.setLevel(level)
     meta = {
