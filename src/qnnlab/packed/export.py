@@ -7,7 +7,8 @@ rebuilds the run's model from its checkpoint and packs every constrained tensor'
 weights the run was judged on) on its grid, with the per-tensor scale the method trained with
 (:mod:`qnnlab.quant.tensor_grids`). :func:`load_packed` rebuilds the model (from the stored run config, or
 into a module you pass) with ``Q(w)`` as its weights; its outputs equal the quantized model's
-bit for bit.
+bit for bit. With ``format="onnx"`` or ``"qonnx"`` both write a graph of the model at ``Q(w)``
+instead (:mod:`qnnlab.packed.onnx_export`).
 
 A run is named by its checkpoint file (``results/checkpoints/run-3.pt``) or as
 ``RESULTS_DIR:RUN_ID`` (``results:3``).
@@ -18,6 +19,7 @@ Example::
 
     export_model(mlp, {"0.weight": 1, "2.weight": QuantSpec(4, "channel")}, "mlp.qnn", input_shape=(784,))
     same = load_packed("mlp.qnn", model=fresh_mlp)  # forward == the quantized mlp's, bit for bit
+    export_model(mlp, {"0.weight": 1}, "mlp.onnx", format="onnx", input_shape=(784,))  # for onnxruntime
 """
 
 from __future__ import annotations
