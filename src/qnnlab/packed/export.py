@@ -173,6 +173,12 @@ class PackedModel:
             )
         return build_run_model(cfg, self.input_shape, self.n_outputs)
 
+    def load(self, model: nn.Module | None = None) -> nn.Module:
+        """``model`` (default: :meth:`build`) with these tensors, ``Q(w)`` for the quantized ones, in eval mode."""
+        model = self.build() if model is None else model
+        model.load_state_dict(self.state_dict())
+        return model.eval()
+
 
 def _shape(shape: tuple[int, ...] | None) -> str:
     return "missing" if shape is None else f"of shape {list(shape)}"
@@ -211,10 +217,7 @@ def load_packed(path: str | Path, model: nn.Module | None = None) -> nn.Module:
     Without ``model`` it is rebuilt from the stored run config (:meth:`PackedModel.build`);
     with ``model`` (a module of the same architecture) the weights are loaded into it.
     """
-    packed = read_packed(path)
-    model = packed.build() if model is None else model
-    model.load_state_dict(packed.state_dict())
-    return model.eval()
+    return read_packed(path).load(model)
 
 
 # -- runs -----------------------------------------------------------------------------------

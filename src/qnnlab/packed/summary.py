@@ -276,13 +276,12 @@ def summary_of(target: str | Path, model: nn.Module | None = None) -> ModelSumma
     A file that holds a run config is summarized layer by layer (its model is rebuilt); any
     other file tensor by tensor, or layer by layer when ``model`` (its architecture) is given.
     """
-    from qnnlab.packed.export import load_packed, load_run, read_packed
+    from qnnlab.packed.export import load_run, read_packed
 
     if str(target).endswith(".qnn"):
         packed = read_packed(target)
         if model is None and packed.config is None:
             return summarize(packed.state_dict(), packed.specs, file_bytes=packed.file_bytes)
-        model = load_packed(target, model=model)
-        return summarize(model, packed.specs, packed.input_shape, file_bytes=packed.file_bytes)
+        return summarize(packed.load(model), packed.specs, packed.input_shape, file_bytes=packed.file_bytes)
     run = load_run(target)
     return summarize(run.model, run.quant, run.input_shape)
