@@ -279,26 +279,75 @@ def list_() -> None:
 @app.command()
 def export(
     run: Annotated[str, typer.Argument(help="a run: its checkpoint .pt, or RESULTS_DIR:RUN_ID")],
-    out: Annotated[Path, typer.Option("--out", help="the .qnn file to write")],
+    out: Annotated[Path, typer.Option("--out", help="the file to write")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="qnn (bit-packed), onnx (onnxruntime) or qonnx (FINN, hls4ml)")
+    ] = "qnn",
 ) -> None:
-    """Write a trained run's quantized weights Q(w), bit-packed, to a .qnn file."""
+    """Write a trained run's quantized weights Q(w): bit-packed (.qnn), or as an ONNX or QONNX graph."""
     from qnnlab.packed import export_run, summary_of
 
+    if format == "qnn" and out.suffix == ".onnx":
+        _fail(f"--out {out}: an .onnx name for a .qnn file; pass --format onnx or --format qonnx")
     try:
-        size = export_run(run, out)
-        s = summary_of(out)  # reads the file back
-    except (ValueError, KeyError) as err:
+        size = export_run(run, out, format=format)
+        s = summary_of(out if format == "qnn" else run)  # a .qnn file is read back
+    except (ValueError, KeyError, ModuleNotFoundError) as err:
         _fail(str(err).strip("'\""))
     except OSError as err:
         _fail(describe_os_error(err))
-    console.print(
-        f"wrote {out}: {size:,} bytes ({s.packed_bytes:,} of tensors + {size - s.packed_bytes:,} of header);"
-        f" float32 equivalent {s.float32_bytes:,} bytes"
-    )
+    if format == "qnn":
+        detail = f"{s.packed_bytes:,} of tensors + {size - s.packed_bytes:,} of header"
+    else:
+        detail = {"onnx": "an ONNX graph for onnxruntime", "qonnx": "a QONNX graph for FINN and hls4ml"}[format]
+    console.print(f"wrote {out}: {size:,} bytes ({detail}); float32 equivalent {s.float32_bytes:,} bytes")
 
 
 def _count(n: int | None) -> str:
     return "—" if n is None else f"{n:,}"
+
+
+def _precision(bits: int | None, dtype: str = "float") -> str:
+    return dtype if bits is None else f"{bits}-bit"
+
+
+def _layer_table(s, title: str) -> Table:
+    table = Table(title=title)
+    headers = ("layer", "type", "output", "input", "1-bit", "k-bit", "float", "bytes", "MACs", "1-bit-weight MACs")
+    for header in (*headers, "1-bit MACs"):
+        table.add_column(header, justify="left" if header in ("layer", "type", "output") else "right")
+    for layer in s.layers:
+        kbit = _count(layer.params_kbit) + (f" ({','.join(map(str, layer.kbits))}-bit)" if layer.kbits else "")
+        seen = layer.macs is not None
+        table.add_row(
+            layer.name,
+            layer.kind,
+            "×".join(map(str, layer.output_shape)) if layer.output_shape is not None else "—",
+            _precision(layer.input_bits) if seen else "—",
+            _count(layer.params_1bit),
+            kbit,
+            _count(layer.params_float),
+            _count(layer.bytes),
+            *map(_count, (layer.macs, layer.binary_weight_macs, layer.binary_macs)),
+        )
+    table.add_section()
+    params = (s.total("params_1bit"), s.total("params_kbit"), s.total("params_float"))
+    macs = (s.total("macs"), s.total("binary_weight_macs"), s.total("binary_macs"))
+    table.add_row("total", "", "", "", *map(_count, params), _count(s.packed_bytes), *map(_count, macs))
+    return table
+
+
+def _tensor_table(s, title: str) -> Table:
+    table = Table(title=title)
+    for header in ("tensor", "shape", "dtype", "stored as", "scale", "bytes"):
+        table.add_column(header, justify="right" if header == "bytes" else "left")
+    for t in s.tensors:
+        scale = "" if t.scale is None else (f"{t.scale:g}" if isinstance(t.scale, float) else f"per {t.scale}")
+        shape = "×".join(map(str, t.shape)) or "scalar"
+        table.add_row(t.name, shape, t.dtype, _precision(t.bits, "as is"), scale, _count(t.bytes))
+    table.add_section()
+    table.add_row("total", "", "", "", "", _count(s.packed_bytes))
+    return table
 
 
 @app.command()
@@ -306,45 +355,31 @@ def summary(
     target: Annotated[
         str, typer.Argument(metavar="MODEL_OR_RUN", help="a .qnn file, a run checkpoint .pt, or RESULTS_DIR:RUN_ID")
     ],
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    tensors: Annotated[bool, typer.Option("--tensors", help="also list every tensor")] = False,
 ) -> None:
-    """Parameters, packed memory and MACs per layer, by precision; totals and compression ratio."""
+    """Parameters, packed memory and MACs per layer, by precision; totals and compression ratio.
+
+    A .qnn file written without a run config (qnnlab.export_model) has no known architecture:
+    it is listed tensor by tensor.
+    """
     import json
 
     from qnnlab.packed import summary_of
 
     try:
         s = summary_of(target)
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except (ValueError, KeyError) as err:
         _fail(str(err).strip("'\""))
+    except OSError as err:
+        _fail(describe_os_error(err))
     if as_json:
         typer.echo(json.dumps(s.to_dict(), indent=2))
         return
-    table = Table(title=f"{target}: parameters and packed bytes by precision")
-    for header in ("layer", "type", "1-bit", "k-bit", "float", "bytes", "MACs", "1-bit MACs"):
-        table.add_column(header, justify="left" if header in ("layer", "type") else "right")
-    for layer in s.layers:
-        kbit = _count(layer.params_kbit) + (f" ({','.join(map(str, layer.kbits))}-bit)" if layer.kbits else "")
-        table.add_row(
-            layer.name,
-            layer.kind,
-            _count(layer.params_1bit),
-            kbit,
-            _count(layer.params_float),
-            _count(layer.bytes),
-            _count(layer.macs),
-            _count(layer.binary_macs),
-        )
-    totals = [s.total(k) for k in ("params_1bit", "params_kbit", "params_float")]
-    table.add_section()
-    table.add_row(
-        "total",
-        "",
-        *map(_count, totals),
-        _count(s.packed_bytes),
-        *map(_count, (s.total("macs"), s.total("binary_macs"))),
-    )
-    console.print(table)
+    if s.layers:
+        console.print(_layer_table(s, f"{target}: parameters, packed bytes and MACs per layer"))
+    if tensors or not s.layers:
+        console.print(_tensor_table(s, f"{target}: packed bytes per tensor"))
     file = f"; file {s.file_bytes:,} bytes" if s.file_bytes is not None else ""
     console.print(
         f"packed size {s.packed_bytes:,} bytes{file}; float32 equivalent {s.float32_bytes:,} bytes;"

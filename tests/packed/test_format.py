@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save as st_save
 from torch import nn
 
 from qnnlab.packed import PackedFileError, export_model, load_packed, read_packed
@@ -90,12 +91,77 @@ def test_a_well_framed_but_malformed_payload(tmp_path: Path) -> None:
         read_packed(path)
 
 
-def test_a_quantized_tensor_without_its_scale(tmp_path: Path) -> None:
-    meta = {"config": None, "n_outputs": None, "input_shape": None}
-    meta["quantized"] = {"w": {"bits": 1, "shape": [1, 8], "dtype": "float32", "scale": "fixed"}}
-    write_container(tmp_path / "x.qnn", {"packed:w": torch.zeros(1, 1, dtype=torch.uint8)}, meta)
-    with pytest.raises(PackedFileError, match="malformed contents: tensor 'w': 'scale:w'"):
+def well_framed(path: Path, tensors: dict, **meta) -> Path:
+    """A file with a valid frame and checksum around ``tensors`` and the metadata of a 1×8 binary ``w``."""
+    base = {"format_version": 1, "qnnlab_version": "0.1.0", "config": None, "n_outputs": None, "input_shape": None}
+    base["quantized"] = {"w": {"bits": 1, "shape": [1, 8], "dtype": "float32", "scale": "fixed"}}
+    write_container(path, tensors, base | meta)
+    return path
+
+
+W = {"packed:w": torch.zeros(1, 1, dtype=torch.uint8), "scale:w": torch.tensor(1.0)}
+ENTRY = {"bits": 1, "shape": [1, 8], "dtype": "float32", "scale": "fixed"}
+
+
+@pytest.mark.parametrize(
+    ("tensors", "meta", "message"),
+    [
+        (W, {}, None),  # the baseline reads
+        ({"packed:w": W["packed:w"]}, {}, "tensor 'w': 'scale:w'"),
+        (
+            {**W, "packed:v": torch.zeros(1, 1, dtype=torch.uint8)},
+            {},
+            "tensor 'packed:v' is not described by the metadata",
+        ),
+        ({**W, "float:w": torch.zeros(3)}, {}, "tensor 'w' is stored both packed and as is"),
+        (W, {"quantized": {"w": {**ENTRY, "bits": 0}}}, "quantized.w.bits: Input should be greater than or equal to 1"),
+        (W, {"quantized": {"w": {**ENTRY, "bits": "1"}}}, "quantized.w.bits: Input should be a valid integer"),
+        (W, {"quantized": {"w": {**ENTRY, "shape": [-1, 8]}}}, "quantized.w.shape.0: Input should be greater than"),
+        (W, {"quantized": {"w": {**ENTRY, "shape": [2, 8]}}}, "packed codes of 8 columns at 1 bits must be uint8"),
+        (W, {"quantized": {"w": {**ENTRY, "dtype": "int64"}}}, "quantized.w.dtype: Input should be 'float16'"),
+        (W, {"quantized": {"w": {**ENTRY, "scale": "channel"}}}, "a 'channel' scale has 1 dims"),
+        (W, {"quantized": {"w": {**ENTRY, "evil": 1}}}, "quantized.w.evil: Extra inputs are not permitted"),
+        (W, {"quantized": ["w"]}, "quantized: Input should be a valid dictionary"),
+        (W, {"input_shape": ["a"]}, "input_shape.0: Input should be a valid integer"),
+        (W, {"format_version": 2}, "format_version: Input should be 1"),
+        ({**W, "scale:w": torch.tensor(-1.0)}, {}, "scale must be finite and > 0"),
+        ({**W, "scale:w": torch.tensor(float("nan"))}, {}, "scale must be finite and > 0"),
+        ({**W, "scale:w": torch.tensor(1.0, dtype=torch.float64)}, {}, "scale must be float32 of shape"),
+    ],
+)
+def test_a_hostile_or_inconsistent_payload_fails_with_one_line(tmp_path: Path, tensors, meta, message) -> None:
+    path = well_framed(tmp_path / "x.qnn", tensors, **meta)
+    if message is None:
+        assert read_packed(path).specs["w"].bits == 1
+        return
+    with pytest.raises(PackedFileError) as err:
+        read_packed(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"{path}: malformed ")
+
+
+def test_metadata_that_is_not_an_object_or_is_deeply_nested(tmp_path: Path) -> None:
+    write_container(tmp_path / "x.qnn", W, [1, 2])  # type: ignore[arg-type]
+    with pytest.raises(PackedFileError, match="malformed metadata: config: Input should be a valid dictionary"):
         read_packed(tmp_path / "x.qnn")
+    damage(tmp_path / "y.qnn", frame(st_save(W, metadata={"qnnlab": "[" * 100_000 + "]" * 100_000})))
+    with pytest.raises(PackedFileError, match="malformed payload"):
+        read_packed(tmp_path / "y.qnn")
+
+
+def test_a_config_that_builds_another_model_fails_before_allocating_it(tmp_path: Path) -> None:
+    # a valid run config whose MLP (10^6 wide: 8 GB of float32 weights) does not match the stored tensors
+    config = {
+        "data": {"name": "logistic"},
+        "model": {"name": "mlp", "width": 1_000_000, "depth": 2},
+        "method": {"name": "sgd", "lr": 0.1},
+    }
+    path = well_framed(tmp_path / "x.qnn", W, config=config, n_outputs=1, input_shape=[10])
+    with pytest.raises(PackedFileError, match=r"tensor '.*' is .* in the model its run config builds"):
+        load_packed(path)
+    path = well_framed(tmp_path / "y.qnn", W, config={"model": {"name": "nope"}}, n_outputs=1, input_shape=[10])
+    with pytest.raises(PackedFileError, match=r"y\.qnn: its run config: model: Input tag 'nope'"):
+        load_packed(path)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -96,5 +96,13 @@ def test_out_of_range_codes_are_refused() -> None:
     packed = torch.tensor([[0b11000000]], dtype=torch.uint8)  # the 2-bit code 3: no such level
     with pytest.raises(ValueError, match=r"code 3 is out of range for the 2-bit grid \(max 2\)"):
         QuantizedTensor.from_packed(packed, torch.tensor(1.0), 2, (1, 1), torch.float32)
-    with pytest.raises(ValueError, match=r"scale must have shape \(\) or \(1,\); got \(2,\)"):
+    with pytest.raises(ValueError, match=r"scale must be float32 of shape \(\) or \(1,\); got torch.float32 \(2,\)"):
         QuantizedTensor.from_packed(packed, torch.ones(2), 1, (1, 1), torch.float32)
+
+
+def test_levels_are_the_unit_grid_integers() -> None:
+    w = torch.tensor([[-0.3, 0.0, 2.0], [0.4, -5.0, 1.0]])
+    assert quantize(w, QuantSpec(1)).levels().tolist() == [[-1, 1, 1], [1, -1, 1]]  # sign(0) = +1
+    q = quantize(w, QuantSpec(3, 0.5))  # levels 0.5·{−3..3}: w/0.5 rounded (ties up), clamped to ±3
+    assert q.levels().tolist() == [[-1, 0, 3], [1, -3, 2]] and q.levels().dtype == torch.int64
+    assert torch.equal(q.scale * q.levels(), q.dequantize())

@@ -1,7 +1,8 @@
-"""Packed export of quantized weights: bit packing, the ``.qnn`` file, size summaries, packed matmuls."""
+"""Exporting quantized weights: bit packing, the ``.qnn`` file, ONNX and QONNX graphs, summaries, packed matmuls."""
 
 from qnnlab.packed.bits import pack_rows, row_bytes, unpack_rows
 from qnnlab.packed.export import (
+    FORMATS,
     PackedModel,
     RunModel,
     export_model,
@@ -14,10 +15,12 @@ from qnnlab.packed.export import (
 )
 from qnnlab.packed.format import FORMAT_VERSION, MAGIC, PackedFileError
 from qnnlab.packed.matmul import PackedBinaryLinear, pack_signs, unpack_matmul, xnor_matmul
+from qnnlab.packed.onnx_export import onnx_graph
 from qnnlab.packed.quantize import QuantizedTensor, QuantSpec, quantize
-from qnnlab.packed.summary import LayerSummary, ModelSummary, summarize, summary_of
+from qnnlab.packed.summary import LayerSummary, ModelSummary, TensorSummary, summarize, summary_of
 
 __all__ = [
+    "FORMATS",
     "FORMAT_VERSION",
     "MAGIC",
     "LayerSummary",
@@ -28,10 +31,12 @@ __all__ = [
     "QuantSpec",
     "QuantizedTensor",
     "RunModel",
+    "TensorSummary",
     "export_model",
     "export_run",
     "load_packed",
     "load_run",
+    "onnx_graph",
     "pack_rows",
     "pack_signs",
     "quantize",

@@ -7,7 +7,8 @@ rebuilds the run's model from its checkpoint and packs every constrained tensor'
 weights the run was judged on) on its grid, with the per-tensor scale the method trained with
 (:mod:`qnnlab.quant.tensor_grids`). :func:`load_packed` rebuilds the model (from the stored run config, or
 into a module you pass) with ``Q(w)`` as its weights; its outputs equal the quantized model's
-bit for bit.
+bit for bit. With ``format="onnx"`` or ``"qonnx"`` both write a graph of the model at ``Q(w)``
+instead (:mod:`qnnlab.packed.onnx_export`).
 
 A run is named by its checkpoint file (``results/checkpoints/run-3.pt``) or as
 ``RESULTS_DIR:RUN_ID`` (``results:3``).
@@ -18,6 +19,7 @@ Example::
 
     export_model(mlp, {"0.weight": 1, "2.weight": QuantSpec(4, "channel")}, "mlp.qnn", input_shape=(784,))
     same = load_packed("mlp.qnn", model=fresh_mlp)  # forward == the quantized mlp's, bit for bit
+    export_model(mlp, {"0.weight": 1}, "mlp.onnx", format="onnx", input_shape=(784,))  # for onnxruntime
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ import qnnlab
 from qnnlab.config import ConfigError, validate_config
 from qnnlab.data import get_dataset
 from qnnlab.nn.models import constrained_names
-from qnnlab.packed.format import FORMAT_VERSION, PackedFileError, read_container, write_container
-from qnnlab.packed.quantize import QuantArg, QuantizedTensor, QuantSpec, as_specs, quantize
+from qnnlab.packed.format import FORMAT_VERSION, PackedFileError, read_container, read_meta, write_container
+from qnnlab.packed.onnx_export import ONNX_FORMATS, write_onnx
+from qnnlab.packed.quantize import QuantArg, QuantizedTensor, QuantSpec, quantize_state
 
 __all__ = [
+    "FORMATS",
     "PackedModel",
     "RunModel",
     "export_model",
@@ -52,26 +56,14 @@ __all__ = [
 ]
 
 
-def _quantize_state(
-    state: Mapping[str, Tensor], quant: QuantArg
-) -> tuple[dict[str, QuantSpec], dict[str, QuantizedTensor], dict[str, Tensor]]:
-    """``(specs, quantized tensors, the other tensors)`` of a state dict."""
-    specs = as_specs(quant, state)
-    quantized = {}
-    for name, spec in specs.items():
-        try:
-            quantized[name] = quantize(state[name], spec)
-        except ValueError as err:
-            raise ValueError(f"{name}: {err}") from None
-    # copies: a state dict may hold views or tied tensors, which safetensors refuses to write
-    return specs, quantized, {n: t.detach().clone() for n, t in state.items() if n not in specs}
-
-
 def quantized_state_dict(model: nn.Module, quant: QuantArg) -> dict[str, Tensor]:
     """``model``'s state dict with ``Q(w)`` for each tensor named in ``quant``: what :func:`load_packed` restores."""
     state = model.state_dict()
-    _, quantized, _ = _quantize_state(state, quant)
+    _, quantized = quantize_state(state, quant)
     return {n: quantized[n].dequantize() if n in quantized else t.detach() for n, t in state.items()}
+
+
+FORMATS: tuple[str, ...] = ("qnn", *ONNX_FORMATS)
 
 
 def export_model(
@@ -79,24 +71,35 @@ def export_model(
     quant: QuantArg,
     out: str | Path,
     *,
+    format: str = "qnn",
     config: Mapping[str, Any] | None = None,
     n_outputs: int | None = None,
     input_shape: tuple[int, ...] | None = None,
 ) -> int:
-    """Write ``model`` with the tensors named in ``quant`` packed on their grids; returns the file size.
+    """Write ``model`` with the tensors named in ``quant`` on their grids; returns the file size.
 
     Args:
         model: any module; every state-dict entry not in ``quant`` is stored as is.
         quant: ``{state-dict name: bits or QuantSpec}``; a bare ``bits`` means scale 1.
-        out: the ``.qnn`` file to write.
+        out: the file to write.
+        format: ``"qnn"`` (bit-packed, :mod:`qnnlab.packed.format`), ``"onnx"`` (runs in
+            onnxruntime) or ``"qonnx"`` (for FINN and hls4ml); see :mod:`qnnlab.packed.onnx_export`.
         config: the run config that rebuilds ``model`` (``build_model(config.model, input_shape, n_outputs)``);
             without it, :func:`load_packed` needs a module of the same architecture.
         n_outputs: the model's output size (with ``config``).
-        input_shape: one sample's shape: to rebuild the model, and for the multiply-accumulate
-            counts of ``qnnlab summary``.
+        input_shape: one sample's shape: to rebuild the model, for the multiply-accumulate
+            counts of ``qnnlab summary``, and to trace the ONNX graphs (required there).
     """
-    specs, quantized, floats = _quantize_state(model.state_dict(), quant)
-    tensors = {f"float:{n}": t for n, t in floats.items()}
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; choose from: {', '.join(FORMATS)}")
+    if format != "qnn":
+        if input_shape is None:
+            raise ValueError(f"{format} export traces the model: give input_shape, one sample's shape")
+        return write_onnx(model, quant, out, tuple(input_shape), format)
+    state = model.state_dict()
+    specs, quantized = quantize_state(state, quant)
+    # copies: a state dict may hold views or tied tensors, which safetensors refuses to write
+    tensors = {f"float:{n}": t.detach().clone() for n, t in state.items() if n not in specs}
     for n, q in quantized.items():
         tensors[f"packed:{n}"] = q.packed()
         tensors[f"scale:{n}"] = q.scale
@@ -123,6 +126,7 @@ def export_model(
 class PackedModel:
     """The contents of a ``.qnn`` file."""
 
+    path: Path
     quantized: dict[str, QuantizedTensor]
     specs: dict[str, QuantSpec]
     floats: dict[str, Tensor]
@@ -135,54 +139,85 @@ class PackedModel:
         """Every tensor, the quantized ones as ``Q(w)``."""
         return {**self.floats, **{n: q.dequantize() for n, q in self.quantized.items()}}
 
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {
+            **{n: tuple(t.shape) for n, t in self.floats.items()},
+            **{n: q.shape for n, q in self.quantized.items()},
+        }
 
-def _dtype(name: str) -> torch.dtype:
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"unknown dtype {name!r}")
-    return dtype
+    def build(self) -> nn.Module:
+        """The model of the stored run config, once its tensors' names and shapes are checked to match the file's.
+
+        The check builds the model on the meta device first, so a config that names a model
+        other than the stored tensors (or a huge one) fails before anything is allocated.
+        """
+        from qnnlab.train.loop import build_run_model
+
+        if self.config is None or self.n_outputs is None or self.input_shape is None:
+            raise PackedFileError(
+                f"{self.path}: holds no run config to rebuild the model from;"
+                " pass model= a module of the same architecture"
+            )
+        try:
+            cfg = validate_config(self.config)
+        except ConfigError as err:
+            raise PackedFileError(f"{self.path}: its run config: {err}") from None
+        with torch.device("meta"):
+            skeleton = build_run_model(cfg, self.input_shape, self.n_outputs)
+        expected = {n: tuple(t.shape) for n, t in skeleton.state_dict().items()}
+        stored = self.shapes()
+        if bad := next((n for n in expected.keys() | stored.keys() if expected.get(n) != stored.get(n)), None):
+            raise PackedFileError(
+                f"{self.path}: tensor {bad!r} is {_shape(stored.get(bad))} in the file but"
+                f" {_shape(expected.get(bad))} in the model its run config builds"
+            )
+        return build_run_model(cfg, self.input_shape, self.n_outputs)
+
+    def load(self, model: nn.Module | None = None) -> nn.Module:
+        """``model`` (default: :meth:`build`) with these tensors, ``Q(w)`` for the quantized ones, in eval mode."""
+        model = self.build() if model is None else model
+        model.load_state_dict(self.state_dict())
+        return model.eval()
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "missing" if shape is None else f"of shape {list(shape)}"
 
 
 def read_packed(path: str | Path) -> PackedModel:
     """Read and check a ``.qnn`` file; raises :class:`~qnnlab.packed.format.PackedFileError` naming the fault."""
-    tensors, meta = read_container(path)
+    path = Path(path)
+    tensors, raw = read_container(path)
+    meta = read_meta(path, raw)
+    described = {f"{kind}:{n}" for n in meta.quantized for kind in ("packed", "scale")}
+    if extra := sorted(k for k in tensors if not k.startswith("float:") and k not in described):
+        raise PackedFileError(f"{path}: malformed contents: tensor {extra[0]!r} is not described by the metadata")
+    if both := sorted(n for n in meta.quantized if f"float:{n}" in tensors):
+        raise PackedFileError(f"{path}: malformed contents: tensor {both[0]!r} is stored both packed and as is")
     quantized, specs = {}, {}
-    try:
-        entries = meta["quantized"].items()
-        for name, info in entries:
-            try:
-                bits, shape, dtype = int(info["bits"]), tuple(info["shape"]), _dtype(info["dtype"])
-                scale = tensors[f"scale:{name}"]
-                quantized[name] = QuantizedTensor.from_packed(tensors[f"packed:{name}"], scale, bits, shape, dtype)
-                specs[name] = QuantSpec(bits, float(scale) if info["scale"] == "fixed" else info["scale"])
-            except (KeyError, ValueError, TypeError) as err:
-                raise ValueError(f"tensor {name!r}: {err}") from None
-        floats = {k.removeprefix("float:"): t for k, t in tensors.items() if k.startswith("float:")}
-        shape = meta["input_shape"]
-        config, n_outputs = meta["config"], meta["n_outputs"]
-    except (KeyError, ValueError, TypeError, AttributeError) as err:
-        raise PackedFileError(f"{path}: malformed contents: {err}") from None
-    input_shape = tuple(shape) if shape is not None else None
-    return PackedModel(quantized, specs, floats, config, n_outputs, input_shape, Path(path).stat().st_size)
+    for name, info in meta.quantized.items():
+        try:
+            scale, packed = tensors[f"scale:{name}"], tensors[f"packed:{name}"]
+            if scale.dim() != (info.scale == "channel"):
+                raise ValueError(f"a {info.scale!r} scale has {1 if info.scale == 'channel' else 0} dims")
+            quantized[name] = QuantizedTensor.from_packed(
+                packed, scale, info.bits, tuple(info.shape), getattr(torch, info.dtype)
+            )
+            specs[name] = QuantSpec(info.bits, float(scale) if info.scale == "fixed" else info.scale)
+        except (KeyError, ValueError, TypeError) as err:
+            raise PackedFileError(f"{path}: malformed contents: tensor {name!r}: {err}") from None
+    floats = {k.removeprefix("float:"): t for k, t in tensors.items() if k.startswith("float:")}
+    input_shape = tuple(meta.input_shape) if meta.input_shape is not None else None
+    return PackedModel(path, quantized, specs, floats, meta.config, meta.n_outputs, input_shape, path.stat().st_size)
 
 
 def load_packed(path: str | Path, model: nn.Module | None = None) -> nn.Module:
     """The model stored in ``path`` with ``Q(w)`` as its weights, in eval mode.
 
-    Without ``model`` it is rebuilt from the stored run config; with ``model`` (a module of
-    the same architecture) the weights are loaded into it.
+    Without ``model`` it is rebuilt from the stored run config (:meth:`PackedModel.build`);
+    with ``model`` (a module of the same architecture) the weights are loaded into it.
     """
-    from qnnlab.train.loop import build_run_model
-
-    packed = read_packed(path)
-    if model is None:
-        if packed.config is None or packed.n_outputs is None or packed.input_shape is None:
-            raise PackedFileError(
-                f"{path}: holds no run config to rebuild the model from; pass model= a module of the same architecture"
-            )
-        model = build_run_model(validate_config(packed.config), packed.input_shape, packed.n_outputs)
-    model.load_state_dict(packed.state_dict())
-    return model.eval()
+    return read_packed(path).load(model)
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -244,7 +279,9 @@ def load_run(run: str | Path) -> RunModel:
     return RunModel(model, quant, cfg.model_dump(), tuple(data.input_shape), data.n_outputs, path)
 
 
-def export_run(run: str | Path, out: str | Path) -> int:
-    """Export a trained run's ``Q(w)`` to ``out``; returns the file size."""
+def export_run(run: str | Path, out: str | Path, *, format: str = "qnn") -> int:
+    """Export a trained run's ``Q(w)`` to ``out`` in ``format`` (see :func:`export_model`); returns the file size."""
     r = load_run(run)
-    return export_model(r.model, r.quant, out, config=r.config, n_outputs=r.n_outputs, input_shape=r.input_shape)
+    return export_model(
+        r.model, r.quant, out, format=format, config=r.config, n_outputs=r.n_outputs, input_shape=r.input_shape
+    )

@@ -18,6 +18,8 @@ one key, ``qnnlab``, a JSON object::
      "config": {...the run config...} | null, "n_outputs": 1 | null, "input_shape": [10] | null,
      "quantized": {"NAME": {"bits": 1, "shape": [1, 10], "dtype": "float32", "scale": "fixed"}}}
 
+:class:`PackedMeta` is that object's schema; :func:`read_meta` checks it.
+
 The safetensors container (https://huggingface.co/docs/safetensors) is a simple, documented
 format that other tools read; the frame adds what it lacks: a magic number, a version and a
 checksum, so that a wrong, truncated or corrupted file fails with a message naming the fault.
@@ -29,16 +31,29 @@ import hashlib
 import json
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
+from qnnlab.config import format_validation_error
 from qnnlab.io import write_atomic
+from qnnlab.packed.bits import MAX_BITS
 
-__all__ = ["FORMAT_VERSION", "FRAME_BYTES", "MAGIC", "PackedFileError", "read_container", "write_container"]
+__all__ = [
+    "FORMAT_VERSION",
+    "FRAME_BYTES",
+    "MAGIC",
+    "PackedFileError",
+    "PackedMeta",
+    "TensorMeta",
+    "read_container",
+    "read_meta",
+    "write_container",
+]
 
 MAGIC = b"QNNPACK\n"
 FORMAT_VERSION = 1
@@ -88,6 +103,36 @@ def read_container(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]
         tensors = st_load(payload)
         (n,) = struct.unpack_from("<Q", payload)
         meta = json.loads(json.loads(payload[8 : 8 + n])["__metadata__"]["qnnlab"])
-    except (SafetensorError, ValueError, KeyError, TypeError) as err:
+    except (SafetensorError, ValueError, KeyError, TypeError, RecursionError) as err:
         raise PackedFileError(f"{path}: malformed payload: {err}") from None
     return tensors, meta
+
+
+class TensorMeta(BaseModel):
+    """One quantized tensor: its bits, shape, dtype and how its scale was chosen."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    bits: int = Field(ge=1, le=MAX_BITS)
+    shape: list[Annotated[int, Field(ge=0)]]
+    dtype: Literal["float16", "bfloat16", "float32", "float64"]
+    scale: Literal["fixed", "tensor", "channel"]
+
+
+class PackedMeta(BaseModel):
+    """The ``qnnlab`` metadata object of a ``.qnn`` payload."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    format_version: Literal[1]
+    qnnlab_version: str
+    config: dict[str, Any] | None
+    n_outputs: Annotated[int, Field(ge=1)] | None
+    input_shape: list[Annotated[int, Field(ge=1)]] | None
+    quantized: dict[str, TensorMeta]
+
+
+def read_meta(path: str | Path, meta: Any) -> PackedMeta:
+    """``meta`` checked against :class:`PackedMeta`; raises :class:`PackedFileError` naming the field."""
+    try:
+        return PackedMeta.model_validate(meta)
+    except ValidationError as err:
+        raise PackedFileError(f"{path}: malformed metadata: {format_validation_error(err)}") from None

@@ -32,7 +32,16 @@ from torch import Tensor
 from qnnlab.packed.bits import MAX_BITS, pack_rows, row_bytes, unpack_rows
 from qnnlab.quant.grids import get_grid
 
-__all__ = ["SCALE_MODES", "QuantArg", "QuantSpec", "QuantizedTensor", "as_specs", "packed_nbytes", "quantize"]
+__all__ = [
+    "SCALE_MODES",
+    "QuantArg",
+    "QuantSpec",
+    "QuantizedTensor",
+    "as_specs",
+    "packed_nbytes",
+    "quantize",
+    "quantize_state",
+]
 
 ScaleMode = Literal["tensor", "channel"]
 SCALE_MODES: tuple[str, ...] = ("tensor", "channel")
@@ -104,6 +113,10 @@ class QuantizedTensor:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.codes.shape)
 
+    def levels(self) -> Tensor:
+        """The unit-grid level ``q`` of each entry (int64: ``±1`` at 1 bit, ``−m..m`` at k bits); ``Q(w) = s·q``."""
+        return get_grid(self.bits).levels(torch.float64)[self.codes].to(torch.int64)
+
     def dequantize(self) -> Tensor:
         """``s·levels[code]`` in the original dtype."""
         levels = get_grid(self.bits).levels(self.dtype)[self.codes]
@@ -119,12 +132,14 @@ class QuantizedTensor:
     ) -> QuantizedTensor:
         """Unpack codes written by :meth:`packed`; raises ``ValueError`` naming a bad shape or code."""
         rows, cols = _matrix(shape)
+        if scale.dtype != torch.float32 or scale.shape not in ((), (rows,)):
+            raise ValueError(f"scale must be float32 of shape () or ({rows},); got {scale.dtype} {tuple(scale.shape)}")
+        if not bool(((scale > 0) & torch.isfinite(scale)).all()):
+            raise ValueError("scale must be finite and > 0")
         codes = unpack_rows(packed, bits, rows, cols).reshape(shape)
         n_levels = get_grid(bits).levels().numel()
         if codes.numel() and int(codes.max()) >= n_levels:
             raise ValueError(f"code {int(codes.max())} is out of range for the {bits}-bit grid (max {n_levels - 1})")
-        if scale.shape not in ((), (rows,)):
-            raise ValueError(f"scale must have shape () or ({rows},); got {tuple(scale.shape)}")
         return cls(codes, scale, bits, dtype)
 
 
@@ -154,3 +169,17 @@ def quantize(w: Tensor, spec: QuantSpec) -> QuantizedTensor:
     grid = get_grid(spec.bits)
     codes = torch.searchsorted(grid.levels(w.dtype), grid.project(w / _per_row(scale, w)).contiguous())
     return QuantizedTensor(codes, scale, spec.bits, w.dtype)
+
+
+def quantize_state(
+    state: Mapping[str, Tensor], quant: QuantArg
+) -> tuple[dict[str, QuantSpec], dict[str, QuantizedTensor]]:
+    """``(specs, quantized tensors)`` of the entries of ``state`` named in ``quant``; errors name the tensor."""
+    specs = as_specs(quant, state)
+    quantized = {}
+    for name, spec in specs.items():
+        try:
+            quantized[name] = quantize(state[name], spec)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+    return specs, quantized
