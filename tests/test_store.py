@@ -71,3 +71,14 @@ def test_series_hold_the_batch_losses_and_the_weight_histograms(tmp_path: Path) 
     assert batches[1][0] == pytest.approx(loss_fn(model(data.x_train[idx]), data.y_train[idx]).item(), rel=1e-6)
     assert all(sum(h) == 10 for h in hists.values())  # every one of the d = 10 weights, every epoch
     assert len(edges[0]) == len(hists[0]) + 1 == 62
+
+
+def test_any_config_mapping_starts_a_run(tmp_path: Path) -> None:
+    with RunStore(tmp_path) as store:
+        bare = store.start_run({}, comparison="c", versions={})
+        named = store.start_run({"method": {"name": "sgd"}, "seed": 3}, comparison="c", versions={})
+        rows = store.runs("c")
+    assert [(r["id"], r["label"], r["method"], r["seed"], r["data_seed"]) for r in rows] == [
+        (bare, "", "", 0, None),
+        (named, "sgd", "sgd", 3, None),
+    ]
