@@ -21,15 +21,12 @@ FLAGS = [
 ]
 
 
-def render(page: Path, profile: Path) -> tuple[str, list[str]]:
-    """``(DOM after the scripts ran, the page's console lines)``; errors are console lines too."""
+def chromium(page: str, profile: Path, *flags: str) -> tuple[str, list[str]]:
+    """Run headless Chromium on ``page``; returns stdout and the page's console lines (errors included)."""
     if CHROMIUM is None:
         pytest.fail("chromium is not installed: apt-get install -y chromium (.ci/run does it)")
     proc = subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=180,
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *flags, page], capture_output=True, text=True, timeout=180
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]

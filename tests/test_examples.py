@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from browser import render
+from browser import chromium
 from qnnlab.cli import app
 from qnnlab.store import RunStore
 
@@ -45,7 +45,7 @@ def test_own_loop_records_a_store_the_report_renders(tmp_path: Path, monkeypatch
     assert len(qnnlab_lines) <= 15
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    dom, console = render(tmp_path / "own-loop.html", tmp_path / "profile")
+    dom, console = chromium((tmp_path / "own-loop.html").as_uri(), tmp_path / "profile", "--dump-dom")
     assert console == []  # no JavaScript error, nor any other console message
     figures = dom.split('id="fig-')[1:]
     assert figures and all('class="main-svg"' in f for f in figures)  # plotly drew every figure
@@ -70,3 +70,18 @@ def test_regression(tmp_path: Path, monkeypatch, capsys) -> None:
     assert len(lines) == 3 and all("above the binary optimum" in line for line in lines)
     with RunStore(tmp_path) as store:
         assert all(r["summary"]["gap"] >= -1e-12 for r in store.runs("regression"))
+
+
+def test_the_readme_snippet_runs_as_printed(tmp_path: Path, monkeypatch, capsys) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text().split("## Your own model")[1]
+    code = readme.split("```python\n")[1].split("```")[0]
+    assert len(code.strip().splitlines()) <= 10
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    images = (x / 16).reshape(-1, 1, 8, 8)
+    net = runpy.run_path(str(EXAMPLES / "own_model.py"))["conv_net"]()
+    monkeypatch.chdir(tmp_path)
+    exec(code, {"x_train": images[:1500], "y_train": y[:1500], "x_test": images[1500:], "y_test": y[1500:], "net": net})
+    assert 0.5 < float(capsys.readouterr().out) <= 1.0
+    assert (tmp_path / "results" / "qnnlab.sqlite").exists()

@@ -234,13 +234,8 @@ def register_method(
         paper: the reference shown by ``qnnlab list``.
         prepare_model: ``(model, config) -> model``, applied before the optimizer is built.
     """
-    config = named_schema(BaseStep if config is None else MethodConfig, name, config)
-
-    def register(optimizer: OptimizerT) -> OptimizerT:
-        METHODS.register(name, MethodInfo(name, optimizer, config, bits, paper, prepare_model))
-        return optimizer
-
-    return register
+    schema = named_schema(BaseStep if config is None else MethodConfig, name, config)
+    return METHODS.decorator(name, lambda optimizer: MethodInfo(name, optimizer, schema, bits, paper, prepare_model))
 
 
 def _sign_weights(model: nn.Module, cfg: STEConfig) -> nn.Module:

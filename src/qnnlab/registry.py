@@ -10,7 +10,7 @@ every registered one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 __all__ = ["PLUGIN_GROUP", "Registry", "Schema", "load_plugins", "named_schema", "registered"]
 
 T = TypeVar("T")
+F = TypeVar("F")
 PLUGIN_GROUP = "qnnlab.plugins"
 
 
@@ -41,6 +42,15 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = entry
         return entry
+
+    def decorator(self, name: str, entry: Callable[[F], T]) -> Callable[[F], F]:
+        """A decorator that registers ``entry(f)`` under ``name`` and returns ``f`` unchanged."""
+
+        def register(f: F) -> F:
+            self.register(name, entry(f))
+            return f
+
+        return register
 
     def get(self, name: str) -> T:
         try:

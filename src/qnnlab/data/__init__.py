@@ -356,13 +356,8 @@ def register_dataset(name: str, *, config: type[DataConfig] | None = None) -> Ca
     ``config`` is the schema of its table; it must declare ``name: Literal[name] = name``.
     Without one the table takes only ``name`` and ``seed``.
     """
-    config = named_schema(DataConfig, name, config)
-
-    def register(load: L) -> L:
-        DATASETS.register(name, DataInfo(name, config, load))
-        return load
-
-    return register
+    schema = named_schema(DataConfig, name, config)
+    return DATASETS.decorator(name, lambda load: DataInfo(name, schema, load))
 
 
 def get_dataset(cfg: DataConfig) -> Data:

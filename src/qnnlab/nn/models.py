@@ -87,13 +87,8 @@ def register_model(name: str, *, config: type[ModelConfig] | None = None) -> Cal
     ``config`` is the schema of its table; it must declare ``name: Literal[name] = name``.
     Without one the table takes only ``name`` and ``keep_fp``.
     """
-    config = named_schema(ModelConfig, name, config)
-
-    def register(build: B) -> B:
-        MODELS.register(name, ModelInfo(name, config, build))
-        return build
-
-    return register
+    schema = named_schema(ModelConfig, name, config)
+    return MODELS.decorator(name, lambda build: ModelInfo(name, schema, build))
 
 
 def build_model(cfg: ModelConfig, input_shape: int | Sequence[int], n_outputs: int = 1) -> nn.Module:
