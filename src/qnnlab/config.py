@@ -2,6 +2,10 @@
 
 A run is one method trained on one data set with one seed. Every table forbids unknown
 keys; every number carries its allowed range; errors name the field and what is allowed.
+The ``data``, ``model`` and ``method`` tables are validated against the schema registered
+under their ``name`` (:func:`qnnlab.register_dataset`, :func:`qnnlab.register_model`,
+:func:`qnnlab.register_method`; each schema lives beside its loader, builder or optimizer), so
+a plugin's names are valid as soon as it is imported.
 
 Example (``configs/logistic_askewsgd.toml``)::
 
@@ -112,7 +116,8 @@ class RunConfig(Schema):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(100, ge=1)
     bits: int = Field(1, ge=1, description="grid the weights are judged on")
-    data: registered(DATASETS, DataConfig) = LogisticData()  # type: ignore[valid-type]
+    # None: the data are passed to qnnlab.fit as an object (the run store describes them)
+    data: registered(DATASETS, DataConfig, optional=True) = LogisticData()  # type: ignore[valid-type]
     model: registered(MODELS, ModelConfig) = LinearModel()  # type: ignore[valid-type]
     method: registered(METHODS, MethodConfig)  # type: ignore[valid-type]
     schedule: ScheduleConfig = ConstantSchedule()
@@ -157,7 +162,9 @@ class RunConfig(Schema):
         """Mini-batches per epoch; ``n_train`` is the loaded training set's size when the config leaves it open."""
         n = n_train if n_train is not None else getattr(self.data, "n_train", None)
         if n is None:
-            raise ValueError(f"the size of data set {self.data.name!r} is known once it is loaded; pass n_train")
+            raise ValueError(
+                f"the size of data set {getattr(self.data, 'name', None)!r} is known once loaded; pass n_train"
+            )
         return -(-n // self.batch_size)
 
     def lr_schedule(self, n_train: int | None = None, *, steps_per_epoch: int | None = None) -> Schedule:

@@ -86,14 +86,17 @@ def named_schema(base: type[S], name: str, config: type[S] | None = None) -> typ
     return config
 
 
-def registered(registry: Registry[Any], base: type[Schema]) -> Any:
+def registered(registry: Registry[Any], base: type[Schema], *, optional: bool = False) -> Any:
     """The pydantic type of a table validated against ``registry.get(table["name"]).config``.
 
     An instance of the named entry's schema passes as it is; an unknown or missing ``name``
     fails with the registered names in registration order. Tables dump with their own fields.
+    ``optional``: ``None`` is valid too.
     """
 
-    def validate(value: Any) -> Schema:
+    def validate(value: Any) -> Schema | None:
+        if value is None and optional:
+            return None
         name = value.get("name") if isinstance(value, dict) else getattr(value, "name", None)
         if name not in registry:
             expected = ", ".join(repr(n) for n in registry.names(sort=False))
@@ -107,7 +110,8 @@ def registered(registry: Registry[Any], base: type[Schema]) -> Any:
         schema = registry.get(name).config
         return value if isinstance(value, schema) else schema.model_validate(value)
 
-    return Annotated[SerializeAsAny[base], PlainValidator(validate)]
+    kind = SerializeAsAny[base] | None if optional else SerializeAsAny[base]
+    return Annotated[kind, PlainValidator(validate)]
 
 
 _plugins_loaded = False

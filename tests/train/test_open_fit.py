@@ -139,3 +139,14 @@ def test_the_ste_method_on_your_own_tiny_model_still_gets_its_optimum() -> None:
     result = qnnlab.fit(config({"name": "ste", "lr": 0.1}, epochs=2), model=nn.Linear(6, 1, bias=False), data=data)
     truth = binary_minimum(logistic_losses(data.x_train, data.y_train), 6)[0]
     assert result.summary["binary_optimum"] == pytest.approx(truth, rel=1e-12) and result.summary["gap"] >= -1e-12
+
+
+def test_a_dict_config_with_your_data_is_not_checked_against_the_default_data_set() -> None:
+    """Full-batch GD on 7000 rows of your own: the default data set (6000 rows) does not get in the way."""
+    data = logistic_toy(3, 7000, 10, seed=0)
+    result = qnnlab.fit({"epochs": 1, "batch_size": 7000, "method": {"name": "sgd"}}, data=data)
+    assert result.config.data is None and len(result.history) == 2
+    with pytest.raises(ValueError, match=r"batch_size \(7000\) must be <= data.n_train \(6000\)"):
+        qnnlab.fit({"epochs": 1, "batch_size": 7000, "method": {"name": "sgd"}})
+    with pytest.raises(ValueError, match="names no data set"):
+        qnnlab.fit(result.config)

@@ -56,16 +56,20 @@ def _prepared(cfg: RunConfig, model: nn.Module) -> nn.Module:
     return model if info.prepare_model is None else info.prepare_model(model, cfg.method)
 
 
-def _as_config(config: RunConfig | Mapping[str, Any] | str | Path) -> RunConfig:
+def _as_config(config: RunConfig | Mapping[str, Any] | str | Path, data: Data | None) -> RunConfig:
+    """A validated config; a dict without ``data`` given with a data object gets ``data = None``, so that
+    its batch size is not checked against the default data set's."""
     if isinstance(config, RunConfig):
         return config
     if isinstance(config, str | Path):
         return load_config(config)
-    return validate_config(dict(config))
+    return validate_config({"data": None} | dict(config) if data is not None else dict(config))
 
 
 def _data(cfg: RunConfig, data: Data | None) -> Data:
     if data is None:
+        if cfg.data is None:
+            raise ValueError("the config names no data set (data = None): pass data= to fit")
         return load_dataset(cfg.data).to(cfg.device)
     if not all(hasattr(data, a) for a in ("train_batches", "eval_batches", "steps_per_epoch", "task")):
         raise TypeError(
@@ -146,7 +150,7 @@ def fit(
     The certified binary optimum is enumerated for whatever model and data are trained when
     every parameter is binary and there are few of them (:class:`~qnnlab.train.recorder.Recorder`).
     """
-    cfg = _as_config(config)
+    cfg = _as_config(config, data)
     own_data, own_model = data, model
     data = _data(cfg, data)
     torch.manual_seed(cfg.seed)
