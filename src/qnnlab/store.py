@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS runs (
     label TEXT NOT NULL,
     method TEXT NOT NULL,
     seed INTEGER NOT NULL,
-    data_seed INTEGER NOT NULL,
+    data_seed INTEGER,
     config TEXT NOT NULL,
     versions TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
@@ -173,16 +173,19 @@ class RunStore:
         self._db.execute("COMMIT")
 
     def start_run(self, config: Mapping[str, Any], *, comparison: str, versions: Mapping[str, str]) -> int:
+        """A new run; ``config`` is any JSON-able mapping, whose ``label``, ``method.name``, ``seed`` and
+        ``data.seed`` (when present) fill the columns of the same names."""
+        method, data = config.get("method") or {}, config.get("data") or {}
         with self._transaction() as db:
             cur = db.execute(
                 "INSERT INTO runs (comparison, label, method, seed, data_seed, config, versions, status, started)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
                 (
                     comparison,
-                    config["label"],
-                    config["method"]["name"],
-                    config["seed"],
-                    config["data"]["seed"],
+                    config.get("label") or method.get("name", ""),
+                    method.get("name", ""),
+                    config.get("seed", 0),
+                    data.get("seed"),
                     json.dumps(config, sort_keys=True),
                     json.dumps(dict(versions), sort_keys=True),
                     time.time(),
@@ -207,6 +210,15 @@ class RunStore:
                 "INSERT OR REPLACE INTO series (run_id, epoch, name, data) VALUES (?, ?, ?, ?)",
                 [(run_id, epoch, k, json.dumps(list(v))) for k, v in (series or {}).items()],
             )
+
+    def resume_run(self, run_id: int) -> int:
+        """Mark run ``run_id`` running again (a resumed training); returns its last recorded epoch (−1: none)."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise ValueError(f"{self.path}: no run {run_id} to resume")
+            db.execute("UPDATE runs SET status = 'running', finished = NULL, summary = NULL WHERE id = ?", (run_id,))
+            (last,) = db.execute("SELECT MAX(epoch) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()
+        return -1 if last is None else int(last)
 
     def finish_run(self, run_id: int, summary: Mapping[str, Any], *, status: str = "done") -> None:
         with self._transaction() as db:

@@ -1,8 +1,6 @@
 """``qnnlab report``: from a real comparison run to an HTML page rendered by headless Chromium."""
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from browser import chromium
 from qnnlab.cli import app
 from qnnlab.experiments.presets import preset_runs
 from qnnlab.report.data import Comparison, MethodRuns, load_comparison
@@ -18,19 +17,6 @@ from qnnlab.report.html import results_table
 from qnnlab.store import RunStore
 
 runner = CliRunner()
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--enable-logging=stderr",
-    "--v=0",
-    "--virtual-time-budget=20000",
-]
 
 
 N_METHODS = len(preset_runs("logistic", 1))  # one row per method variant of the preset
@@ -51,17 +37,6 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.exit_code == 0, result.output
     assert str(out / "logistic.html") in result.output
     return out
-
-
-def chromium(page: str, profile: Path, *flags: str) -> tuple[str, list[str]]:
-    """Run headless Chromium on ``page``; returns stdout and the page's console lines (errors included)."""
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed: apt-get install -y chromium (make test does it)")
-    proc = subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *flags, page], capture_output=True, text=True, timeout=180
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
 
 
 def test_the_report_renders_in_headless_chromium(results: Path, tmp_path: Path) -> None:

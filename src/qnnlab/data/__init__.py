@@ -1,36 +1,66 @@
-"""Data sets built by name from a validated config; nothing is downloaded.
+"""Data sets: built by name from a validated config, or from your own tensors and loaders; nothing is downloaded.
 
 In-memory sets are a :class:`Dataset`: both splits as tensors, either float features or
 ``uint8`` images that :class:`Pixels` scales, normalizes and (for training) augments one
-mini-batch at a time, so a 60k×784 set costs 47 MB rather than 188 MB. The ImageNet tree
-is read lazily (:class:`qnnlab.data.imagefolder.ImageFolderData`, same batch interface).
+mini-batch at a time, so a 60k×784 set costs 47 MB rather than 188 MB. Your own data:
+``Dataset.from_tensors(x_train, y_train, x_test, y_test)``, ``Dataset.from_datasets(train, test)``
+(any map-style ``torch.utils.data.Dataset``, read once into tensors) or
+``Dataset.from_loaders(train_loader, test_loader)`` (batches as your ``DataLoader`` s deal them:
+:class:`qnnlab.data.loader.LoaderData`). The ImageNet tree is read lazily
+(:class:`qnnlab.data.imagefolder.ImageFolderData`). All of them have the batch interface of
+:class:`Data`, which is all that training and evaluation use.
 
-File-backed sets look in ``data_dir`` when the config names one, else in
-``$QNNLAB_DATA/<folder>``, else (Fashion-MNIST only) in Debian's
-``/usr/share/datasets/fashion-mnist`` (``apt-get install dataset-fashion-mnist``).
+Named sets are registered with their config schema, one file each (:mod:`.synthetic`,
+:mod:`.bundled`, :mod:`.idx`, :mod:`.cifar`, :mod:`.imagefolder`)::
+
+    class RingData(DataConfig):
+        name: Literal["ring"] = "ring"
+        n: int = Field(500, ge=2)
+
+    @register_dataset("ring", config=RingData)
+    def ring(cfg: RingData) -> Dataset: ...
+
+after which ``[data] name = "ring"`` validates in a TOML config. File-backed sets look in
+``data_dir`` when the config names one, else in ``$QNNLAB_DATA/<folder>``, else (Fashion-MNIST
+only) in Debian's ``/usr/share/datasets/fashion-mnist`` (``apt-get install dataset-fashion-mnist``).
 A missing or malformed file raises :class:`DataError` naming the path and what was expected.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 
+from qnnlab.registry import Registry, Schema, named_schema
+
 __all__ = [
+    "DATASETS",
     "DATA_ENV",
+    "TASKS",
+    "Batches",
+    "Data",
+    "DataConfig",
     "DataError",
+    "DataInfo",
     "Dataset",
+    "FileDataConfig",
     "Pixels",
+    "Task",
     "data_folder",
     "eval_subset",
     "get_dataset",
+    "infer_task",
     "random_crop_flip",
+    "register_dataset",
     "sample_indices",
     "subset",
 ]
@@ -110,12 +140,56 @@ class Pixels:
         return cls(tuple(mean.tolist()), tuple(std.tolist()), **kwargs)
 
 
+TASKS = ("binary", "multiclass", "regression")
+Task = Literal["binary", "multiclass", "regression"]
+Batches = Iterator[tuple[Tensor, Tensor]]
+
+
+def infer_task(y: Tensor) -> Task:
+    """``multiclass`` for integer labels, ``binary`` for float labels all in ``{0, 1}``, ``regression`` otherwise."""
+    if not y.is_floating_point():
+        return "multiclass"
+    # one host sync, once per data set
+    if y.dim() == 1 and bool(((y == 0) | (y == 1)).all()):
+        return "binary"
+    return "regression"
+
+
+class Data(Protocol):
+    """What training and evaluation read from a data set: :class:`Dataset`, ``LoaderData``, ``ImageFolderData``.
+
+    ``task`` picks the default loss and metrics (:mod:`qnnlab.train.evaluate`); ``eval_splits``
+    are the splits every epoch is evaluated on (``"train"`` first).
+    """
+
+    task: str
+    n_outputs: int | None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def n_train(self) -> int: ...
+
+    @property
+    def eval_splits(self) -> tuple[str, ...]: ...
+
+    def to(self, device: str | torch.device) -> Data: ...
+
+    def steps_per_epoch(self, batch_size: int) -> int: ...
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Batches: ...
+
+    def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Batches: ...
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Train and test splits in memory; binary labels are float ``{0, 1}`` (one logit), class labels long.
 
     ``n_outputs`` is the model's output width (1 for a binary task); ``pixels`` turns stored
-    ``uint8`` images into model inputs (``None``: the stored features are the inputs).
+    ``uint8`` images into model inputs (``None``: the stored features are the inputs); ``task``
+    is ``"binary"``, ``"multiclass"`` or ``"regression"`` (``""``: :func:`infer_task` on ``y_train``).
     """
 
     x_train: Tensor
@@ -125,6 +199,67 @@ class Dataset:
     extras: dict[str, Tensor] = field(default_factory=dict)
     n_outputs: int = 1
     pixels: Pixels | None = None
+    task: str = ""
+
+    eval_splits = ("train", "test")
+
+    def __post_init__(self) -> None:
+        if not self.task:
+            object.__setattr__(self, "task", infer_task(self.y_train))
+        elif self.task not in TASKS:
+            raise ValueError(f"Invalid task: {self.task!r}; choose from: {', '.join(TASKS)}")
+
+    @classmethod
+    def from_tensors(
+        cls,
+        x_train: Any,
+        y_train: Any,
+        x_test: Any,
+        y_test: Any,
+        *,
+        task: Task | None = None,
+        n_outputs: int | None = None,
+    ) -> Dataset:
+        """Your arrays or tensors as a data set: ``x`` of shape ``(N, *input_shape)``, ``y`` of ``N`` labels.
+
+        Features become float32. ``task`` defaults to :func:`infer_task` on ``y_train``; labels
+        then become long (multiclass) or float (binary, regression). ``n_outputs`` defaults to 1
+        (binary), the largest label + 1 over both splits (multiclass) or the target width (regression).
+        """
+        dtype = torch.get_default_dtype()
+        x_tr, x_te = (torch.as_tensor(x).to(dtype) for x in (x_train, x_test))
+        y_tr, y_te = (torch.as_tensor(y) for y in (y_train, y_test))
+        task = task or infer_task(y_tr)
+        if task not in TASKS:
+            raise ValueError(f"Invalid task: {task!r}; choose from: {', '.join(TASKS)}")
+        y_tr, y_te = (y.long() if task == "multiclass" else y.to(dtype) for y in (y_tr, y_te))
+        for split, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
+            if len(x) != len(y):
+                raise ValueError(f"x_{split} has {len(x)} rows but y_{split} has {len(y)}")
+        if n_outputs is None:
+            if task == "multiclass":
+                n_outputs = int(torch.cat([y_tr, y_te]).max()) + 1
+            else:
+                n_outputs = 1 if y_tr.dim() == 1 else y_tr.shape[1]
+        return cls(x_tr, y_tr, x_te, y_te, n_outputs=n_outputs, task=task)
+
+    @classmethod
+    def from_datasets(cls, train: Any, test: Any, **kwargs: Any) -> Dataset:
+        """Two map-style ``torch.utils.data.Dataset`` s of ``(x, y)`` pairs, read once into tensors.
+
+        ``kwargs`` as for :meth:`from_tensors`.
+        """
+        from torch.utils.data import default_collate
+
+        (x_tr, y_tr), (x_te, y_te) = (default_collate([ds[i] for i in range(len(ds))]) for ds in (train, test))
+        return cls.from_tensors(x_tr, y_tr, x_te, y_te, **kwargs)
+
+    @staticmethod
+    def from_loaders(train: Any, test: Any | None = None, **kwargs: Any) -> Data:
+        """Batches as your ``DataLoader`` s deal them: see :class:`qnnlab.data.loader.LoaderData`."""
+        from qnnlab.data.loader import LoaderData
+
+        return LoaderData(train, test, **kwargs)
 
     @property
     def n_features(self) -> int:
@@ -142,17 +277,22 @@ class Dataset:
         move = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
         return replace(self, **move)
 
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return -(-self.n_train // batch_size)
+
     def _inputs(self, x: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
         return x if self.pixels is None else self.pixels(x, train=train, generator=generator)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Batches:
         """One epoch of shuffled mini-batches; ``generator`` (CPU) fixes the order and the augmentation."""
         for idx in torch.randperm(self.n_train, generator=generator).split(batch_size):
             idx = idx.to(self.x_train.device)
             yield self._inputs(self.x_train[idx], True, generator), self.y_train[idx]
 
-    def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+    def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Batches:
         """``split`` (``"train"`` or ``"test"``) in order, in chunks; ``limit`` keeps a fixed random subset."""
+        if split not in self.eval_splits:
+            raise ValueError(f"unknown split {split!r}; choose from: {', '.join(self.eval_splits)}")
         x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
         if (idx := eval_subset(len(x), limit)) is not None:
             x, y = x[idx.to(x.device)], y[idx.to(x.device)]
@@ -182,20 +322,56 @@ def subset(x: Tensor, y: Tensor, n: int | None, generator: torch.Generator, what
     return (x, y) if idx is None else (x[idx], y[idx])
 
 
-def get_dataset(cfg):
-    """The data set a :class:`qnnlab.config.DataConfig` describes (a :class:`Dataset`, or the lazy ImageNet tree)."""
-    from qnnlab.data import bundled, cifar, idx, imagefolder, synthetic
+class DataConfig(Schema):
+    """The config table of a data set: ``name`` is its registry key, ``seed`` fixes whatever is drawn.
 
-    loaders = {
-        "logistic": lambda c: synthetic.logistic_toy(c.d, c.n_train, c.n_test, w_scale=c.w_scale, seed=c.seed),
-        "two_moons": lambda c: synthetic.two_moons(c.n_train, c.n_test, noise=c.noise, seed=c.seed),
-        "digits": bundled.digits,
-        "mnist_5k": bundled.mnist_5k,
-        "fashion_mnist": idx.fashion_mnist,
-        "mnist": idx.mnist,
-        "cifar10": cifar.cifar10,
-        "imagenet": imagefolder.imagenet,
-    }
-    if cfg.name not in loaders:
-        raise KeyError(f"unknown dataset {cfg.name!r}; choose from: {', '.join(sorted(loaders))}")
-    return loaders[cfg.name](cfg)
+    A schema whose training-set size is known before loading says so in ``n_train`` (a field
+    or a property), so that a config's ``batch_size`` is checked against it.
+    """
+
+    name: str
+    seed: int = Field(0, ge=0, description="data seed, separate from the training seed")
+
+
+class FileDataConfig(DataConfig):
+    """A data set read from files in a local folder; nothing is downloaded."""
+
+    data_dir: str | None = Field(
+        None, description="folder with the files; default: $QNNLAB_DATA/<folder>, see qnnlab.data"
+    )
+    n_train: int | None = Field(None, ge=1, description="a seeded random subset of the training split; None: all of it")
+    n_test: int | None = Field(None, ge=1, description="a seeded random subset of the test split; None: all of it")
+    seed: int = Field(0, ge=0, description="seed of the subsets")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """A registered data set: its config schema and its loader ``config -> Data``."""
+
+    name: str
+    config: type[DataConfig]
+    load: Callable[[Any], Data]
+
+
+DATASETS: Registry[DataInfo] = Registry("dataset")
+L = TypeVar("L", bound=Callable[..., Any])
+
+
+def register_dataset(name: str, *, config: type[DataConfig] | None = None) -> Callable[[L], L]:
+    """Register the decorated loader ``config -> Data`` as data set ``name``.
+
+    ``config`` is the schema of its table; it must declare ``name: Literal[name] = name``.
+    Without one the table takes only ``name`` and ``seed``.
+    """
+    schema = named_schema(DataConfig, name, config)
+    return DATASETS.decorator(name, lambda load: DataInfo(name, schema, load))
+
+
+def get_dataset(cfg: DataConfig) -> Data:
+    """The data set a registered config describes."""
+    return DATASETS.get(cfg.name).load(cfg)
+
+
+# the built-in sets register themselves on import, in the order their names are listed in errors
+for _module in ("synthetic", "bundled", "idx", "cifar", "imagefolder"):
+    importlib.import_module(f"qnnlab.data.{_module}")

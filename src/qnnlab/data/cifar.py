@@ -14,14 +14,16 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from qnnlab.data import DataError, Dataset, Pixels, data_folder, subset
+from qnnlab.data import DataError, Dataset, FileDataConfig, Pixels, data_folder, register_dataset, subset
 from qnnlab.io import describe_os_error
 
-__all__ = ["TEST_BATCH", "TRAIN_BATCHES", "cifar10", "read_batch"]
+__all__ = ["TEST_BATCH", "TRAIN_BATCHES", "CIFAR10Data", "cifar10", "read_batch"]
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
@@ -85,7 +87,15 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def cifar10(cfg) -> Dataset:
+class CIFAR10Data(FileDataConfig):
+    """CIFAR-10 (Krizhevsky 2009): the python-pickle batches ``data_batch_1..5`` and ``test_batch``."""
+
+    name: Literal["cifar10"] = "cifar10"
+    augment: bool = Field(False, description="random 32×32 crops of the 4-pixel zero-padded image and horizontal flips")
+
+
+@register_dataset("cifar10", config=CIFAR10Data)
+def cifar10(cfg: CIFAR10Data) -> Dataset:
     """Both splits as ``uint8`` images, normalized per channel with training statistics; optional crop/flip."""
     folder = data_folder(cfg.data_dir, "cifar-10-batches-py")
     train = [read_batch(folder / name) for name in TRAIN_BATCHES]

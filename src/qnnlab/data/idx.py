@@ -15,15 +15,24 @@ import os
 import zlib
 from contextlib import nullcontext
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
 
-from qnnlab.data import DataError, Dataset, Pixels, data_folder, subset
+from qnnlab.data import DataError, Dataset, FileDataConfig, Pixels, data_folder, register_dataset, subset
 from qnnlab.io import describe_os_error
 
-__all__ = ["IMAGES_MAGIC", "LABELS_MAGIC", "fashion_mnist", "mnist", "read_idx"]
+__all__ = [
+    "IMAGES_MAGIC",
+    "LABELS_MAGIC",
+    "FashionMNISTData",
+    "MNISTData",
+    "fashion_mnist",
+    "load_idx_folder",
+    "mnist",
+    "read_idx",
+]
 
 IMAGES_MAGIC, LABELS_MAGIC = 0x803, 0x801
 FASHION_MNIST_DEBIAN = "/usr/share/datasets/fashion-mnist"
@@ -97,7 +106,7 @@ def _find(folder: Path, stem: str, what: str) -> Path:
     raise DataError(f"{what}: no {stem}[.gz] in {folder}; expected the four IDX files {names}")
 
 
-def load_idx_folder(folder: Path, cfg, what: str) -> Dataset:
+def load_idx_folder(folder: Path, cfg: FileDataConfig, what: str) -> Dataset:
     """Both splits of an MNIST-format folder as ``uint8`` ``N×1×28×28`` images and long labels."""
     gen = torch.Generator().manual_seed(cfg.seed)
     splits, train = [], None  # train: the training images' file and image shape
@@ -121,11 +130,25 @@ def load_idx_folder(folder: Path, cfg, what: str) -> Dataset:
     return Dataset(x_tr, y_tr, x_te, y_te, n_outputs=10, pixels=Pixels.fit(x_tr, str(train[0])))
 
 
-def fashion_mnist(cfg) -> Dataset:
+class FashionMNISTData(FileDataConfig):
+    """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, arXiv:1708.07747): the four IDX files, 60k/10k 28×28 grey images."""
+
+    name: Literal["fashion_mnist"] = "fashion_mnist"
+
+
+class MNISTData(FileDataConfig):
+    """MNIST (LeCun et al. 1998): the four standard IDX files in a local folder."""
+
+    name: Literal["mnist"] = "mnist"
+
+
+@register_dataset("fashion_mnist", config=FashionMNISTData)
+def fashion_mnist(cfg: FashionMNISTData) -> Dataset:
     """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, arXiv:1708.07747): 60k/10k 28×28 grey images, 10 classes."""
     return load_idx_folder(data_folder(cfg.data_dir, "fashion-mnist", FASHION_MNIST_DEBIAN), cfg, "fashion_mnist")
 
 
-def mnist(cfg) -> Dataset:
+@register_dataset("mnist", config=MNISTData)
+def mnist(cfg: MNISTData) -> Dataset:
     """MNIST from the four standard IDX files in a local folder (``$QNNLAB_DATA/mnist`` by default)."""
     return load_idx_folder(data_folder(cfg.data_dir, "mnist"), cfg, "mnist")

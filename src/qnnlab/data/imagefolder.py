@@ -16,15 +16,17 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from qnnlab.data import DataError, Pixels, data_folder, eval_subset, sample_indices
+from qnnlab.data import DataError, FileDataConfig, Pixels, data_folder, eval_subset, register_dataset, sample_indices
 
-__all__ = ["IMAGENET_PIXELS", "IMAGE_EXTENSIONS", "ImageFolderData", "imagenet", "scan"]
+__all__ = ["IMAGENET_PIXELS", "IMAGE_EXTENSIONS", "ImageFolderData", "ImageNetData", "imagenet", "scan"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 IMAGENET_PIXELS = Pixels(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -97,6 +99,9 @@ class ImageFolderData:
     pixels: Pixels = IMAGENET_PIXELS
     device: str = "cpu"
 
+    task = "multiclass"
+    eval_splits = ("train", "test")
+
     @property
     def n_outputs(self) -> int:
         return len(self.classes)
@@ -111,6 +116,9 @@ class ImageFolderData:
 
     def to(self, device: str | torch.device) -> ImageFolderData:
         return replace(self, device=str(device))
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return -(-self.n_train // batch_size)
 
     def _batches(self, samples: list[Sample], items: list, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         loader = DataLoader(
@@ -139,7 +147,23 @@ def _take(samples: list[Sample], n: int | None, generator: torch.Generator, what
     return samples if idx is None else [samples[i] for i in idx.tolist()]
 
 
-def imagenet(cfg) -> ImageFolderData:
+class ImageNetData(FileDataConfig):
+    """An ImageFolder tree ``train/<class>/*.JPEG``, ``val/<class>/*.JPEG``, decoded lazily with Pillow."""
+
+    name: Literal["imagenet"] = "imagenet"
+    image_size: int = Field(224, ge=8, description="side of the square crop fed to the model")
+    resize: int = Field(256, ge=8, description="shorter side after resizing, before cropping")
+    workers: int = Field(4, ge=0, description="DataLoader worker processes")
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> ImageNetData:
+        if self.image_size > self.resize:
+            raise ValueError(f"image_size ({self.image_size}) must be <= resize ({self.resize})")
+        return self
+
+
+@register_dataset("imagenet", config=ImageNetData)
+def imagenet(cfg: ImageNetData) -> ImageFolderData:
     """The ImageFolder tree in ``data_dir`` (default ``$QNNLAB_DATA/imagenet``): ``train/`` and ``val/``."""
     root = data_folder(cfg.data_dir, "imagenet")
     classes, train = scan(root / "train")

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
+from pydantic import Field
 
-from qnnlab.data import Dataset
+from qnnlab.data import DataConfig, Dataset, register_dataset
 
-__all__ = ["logistic_toy", "two_moons"]
+__all__ = ["LogisticData", "TwoMoonsData", "logistic_toy", "two_moons"]
+
+
+class LogisticData(DataConfig):
+    """The convex toy of the ASkewSGD paper: X ~ U(−1,1)^d, y ~ Bernoulli(σ(X·s·w*))."""
+
+    name: Literal["logistic"] = "logistic"
+    d: int = Field(10, ge=1, le=64)
+    n_train: int = Field(6000, ge=1)
+    n_test: int = Field(1000, ge=1)
+    w_scale: float = Field(1.0, gt=0, description="s: 1.0 puts w* on {±1}^d, 0.8 away from the vertices")
+    seed: int = Field(0, ge=0, description="data seed, separate from the training seed")
+
+
+class TwoMoonsData(DataConfig):
+    """ASkewSGD's non-convex toy: scikit-learn's two moons with Gaussian noise, standardized on the training split."""
+
+    name: Literal["two_moons"] = "two_moons"
+    n_train: int = Field(2000, ge=2)
+    n_test: int = Field(200, ge=2)
+    noise: float = Field(0.1, ge=0)
+    seed: int = Field(0, ge=0, description="data seed: both splits are drawn from one stream")
 
 
 def logistic_toy(
@@ -43,3 +67,13 @@ def two_moons(n_train: int = 2000, n_test: int = 200, *, noise: float = 0.1, see
     mean, std = x_tr.mean(0), x_tr.std(0)
     x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
     return Dataset(*(torch.tensor(a, dtype=torch.float32) for a in (x_tr, y_tr, x_te, y_te)))
+
+
+@register_dataset("logistic", config=LogisticData)
+def _logistic(cfg: LogisticData) -> Dataset:
+    return logistic_toy(cfg.d, cfg.n_train, cfg.n_test, w_scale=cfg.w_scale, seed=cfg.seed)
+
+
+@register_dataset("two_moons", config=TwoMoonsData)
+def _two_moons(cfg: TwoMoonsData) -> Dataset:
+    return two_moons(cfg.n_train, cfg.n_test, noise=cfg.noise, seed=cfg.seed)

@@ -1,7 +1,9 @@
 """Models built by name, and which of their parameters are quantized.
 
 Every model takes its input shape and output width from the data set; each builder reads
-its :class:`qnnlab.config.ModelConfig`. Weights (tensors of two or more dimensions) are
+its config, a :class:`ModelConfig` registered beside it (``@register_model("mlp", config=MLPModel)``),
+so a model of your own is one decorated function and ``[model] name = "..."`` in a TOML config
+names it. Weights (tensors of two or more dimensions) are
 quantized unless ``keep_fp`` names them: ``"first"`` / ``"last"`` (the first / last layer
 that owns such a weight, with its bias), ``"downsample"`` (1×1 shortcut convolutions),
 ``"biases"`` and ``"norms"`` (normalization parameters, which are quantized only when
@@ -20,34 +22,101 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from qnnlab.registry import Registry
+from qnnlab.registry import Registry, Schema, named_schema
 
-__all__ = ["DEFAULT_KEEP_FP", "MODELS", "BasicBlock", "build_model", "constrained_names", "param_groups"]
+__all__ = [
+    "DEFAULT_KEEP_FP",
+    "MODELS",
+    "BCVGGModel",
+    "BasicBlock",
+    "LinearModel",
+    "MLPModel",
+    "ModelConfig",
+    "ModelInfo",
+    "MoonsMLP",
+    "ResNet18Model",
+    "ResNet20Model",
+    "build_model",
+    "constrained_names",
+    "param_groups",
+    "register_model",
+]
 
 DEFAULT_KEEP_FP: tuple[str, ...] = ("biases", "norms")
+KeepFP = Literal["first", "last", "biases", "norms", "downsample"]
+
+
+class ModelConfig(Schema):
+    """The config table of a model: ``name`` is its registry key, ``keep_fp`` what stays in full precision."""
+
+    name: str
+    keep_fp: tuple[KeepFP, ...] = Field(
+        DEFAULT_KEEP_FP,
+        description="parameters trained in full precision: the first / last weight layer, biases, norm layers, "
+        "1×1 downsampling convolutions; every other weight is quantized",
+    )
+
 
 Builder = Callable[[Any, tuple[int, ...], int], nn.Module]
-MODELS: Registry[Builder] = Registry("model")
 
 
-def build_model(cfg, input_shape: int | Sequence[int], n_outputs: int = 1) -> nn.Module:
-    """The model a :class:`qnnlab.config.ModelConfig` describes, for inputs of ``input_shape``."""
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model: its config schema and its builder ``(config, input_shape, n_outputs) -> nn.Module``."""
+
+    name: str
+    config: type[ModelConfig]
+    build: Builder
+
+
+MODELS: Registry[ModelInfo] = Registry("model")
+B = TypeVar("B", bound=Builder)
+
+
+def register_model(name: str, *, config: type[ModelConfig] | None = None) -> Callable[[B], B]:
+    """Register the decorated builder ``(config, input_shape, n_outputs) -> nn.Module`` as model ``name``.
+
+    ``config`` is the schema of its table; it must declare ``name: Literal[name] = name``.
+    Without one the table takes only ``name`` and ``keep_fp``.
+    """
+    schema = named_schema(ModelConfig, name, config)
+    return MODELS.decorator(name, lambda build: ModelInfo(name, schema, build))
+
+
+def build_model(cfg: ModelConfig, input_shape: int | Sequence[int], n_outputs: int = 1) -> nn.Module:
+    """The model a registered config describes, for inputs of ``input_shape``."""
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-    return MODELS.get(cfg.name)(cfg, shape, n_outputs)
+    return MODELS.get(cfg.name).build(cfg, shape, n_outputs)
 
 
-def _linear(cfg, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+class LinearModel(ModelConfig):
+    name: Literal["linear"] = "linear"
+    bias: bool = False
+
+
+@register_model("linear", config=LinearModel)
+def _linear(cfg: LinearModel, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     layer = nn.Linear(math.prod(shape), n_outputs, bias=cfg.bias)
     return layer if len(shape) == 1 else nn.Sequential(nn.Flatten(), layer)
 
 
-def _moons_mlp(cfg, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+class MoonsMLP(ModelConfig):
+    """The 2-moons network of the ASkewSGD code: ``d→h→1``, no biases, BatchNorm (affine=False) after both layers."""
+
+    name: Literal["moons_mlp"] = "moons_mlp"
+    hidden: int = Field(3, ge=1)
+
+
+@register_model("moons_mlp", config=MoonsMLP)
+def _moons_mlp(cfg: MoonsMLP, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     """``Linear → BN → ReLU → Linear → BN`` without biases; BN affine=False, momentum 0.15, eps 1e-4."""
     norm = partial(nn.BatchNorm1d, eps=1e-4, momentum=0.15, affine=False)
     return nn.Sequential(
@@ -60,7 +129,17 @@ def _moons_mlp(cfg, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     )
 
 
-def _mlp(cfg, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+class MLPModel(ModelConfig):
+    """BinaryConnect's MLP: ``depth`` × (Linear → BatchNorm → ReLU), then Linear → BatchNorm."""
+
+    name: Literal["mlp"] = "mlp"
+    width: int = Field(2048, ge=1)
+    depth: int = Field(3, ge=1)
+    bias: bool = False
+
+
+@register_model("mlp", config=MLPModel)
+def _mlp(cfg: MLPModel, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     """BinaryConnect's MLP: ``depth`` × (Linear → BN → ReLU), then Linear → BN (3×2048 for MNIST)."""
     layers: list[nn.Module] = [nn.Flatten()]
     width_in = math.prod(shape)
@@ -71,7 +150,15 @@ def _mlp(cfg, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def _bc_vgg(cfg, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+class BCVGGModel(ModelConfig):
+    """BinaryConnect's CIFAR-10 net: 2×128C3–MP2–2×256C3–MP2–2×512C3–MP2–2×1024FC–out, BatchNorm after every layer."""
+
+    name: Literal["bc_vgg"] = "bc_vgg"
+    width: float = Field(1.0, gt=0, le=4, description="multiplier of every channel and hidden-unit count")
+
+
+@register_model("bc_vgg", config=BCVGGModel)
+def _bc_vgg(cfg: BCVGGModel, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     """2×128C3–MP2–2×256C3–MP2–2×512C3–MP2–2×1024FC–out; each layer (then pool) → BN → ReLU, as in BinaryConnect."""
     c_in, h, w = shape
 
@@ -136,7 +223,21 @@ def _stages(c_in: int, widths: Sequence[int], blocks: int, shortcut: str) -> lis
     return layers
 
 
-def _resnet20(cfg, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+class ResNet20Model(ModelConfig):
+    """He et al.'s CIFAR ResNet-20 (3 stages × 3 basic blocks, parameter-free shortcuts), ProxQuant's setting."""
+
+    name: Literal["resnet20"] = "resnet20"
+    width: int = Field(16, ge=2, description="channels of the first stage (16 in the paper); must be even")
+
+    @model_validator(mode="after")
+    def _even(self) -> ResNet20Model:
+        if self.width % 2:
+            raise ValueError(f"width ({self.width}) must be even (the shortcuts pad channels symmetrically)")
+        return self
+
+
+@register_model("resnet20", config=ResNet20Model)
+def _resnet20(cfg: ResNet20Model, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     """3×3 stem (w channels), 3 stages × 3 blocks of w, 2w, 4w channels, global average pool, linear."""
     w = cfg.width
     return nn.Sequential(
@@ -150,7 +251,15 @@ def _resnet20(cfg, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     )
 
 
-def _resnet18(cfg, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+class ResNet18Model(ModelConfig):
+    """ResNet-18 for ImageNet (He et al. 2016; torchvision's layout: 7×7 stem, 1×1 downsampling shortcuts)."""
+
+    name: Literal["resnet18"] = "resnet18"
+    width: int = Field(64, ge=1, description="channels of the first stage (64 in the paper)")
+
+
+@register_model("resnet18", config=ResNet18Model)
+def _resnet18(cfg: ResNet18Model, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     """7×7/2 stem, 3×3/2 max pool, 4 stages × 2 blocks of w, 2w, 4w, 8w channels, average pool, linear."""
     w = cfg.width
     return nn.Sequential(
@@ -164,16 +273,6 @@ def _resnet18(cfg, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
         nn.Linear(8 * w, n_outputs),
     )
 
-
-for _name, _builder in (
-    ("linear", _linear),
-    ("moons_mlp", _moons_mlp),
-    ("mlp", _mlp),
-    ("bc_vgg", _bc_vgg),
-    ("resnet20", _resnet20),
-    ("resnet18", _resnet18),
-):
-    MODELS.register(_name, _builder)
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 

@@ -55,7 +55,7 @@ from torch.optim import Optimizer
 
 from qnnlab.quant.constraints import grid_phi, kbit_feasible_radius
 from qnnlab.quant.grids import Grid, sign
-from qnnlab.train.evaluate import loss_fn, loss_gradient
+from qnnlab.train.evaluate import Metric, loss_fn, loss_gradient
 
 __all__ = [
     "DIAG_MAX_SAMPLES",
@@ -156,12 +156,16 @@ def model_stationarity(
     x: Tensor,
     y: Tensor,
     scales: dict[str, Tensor] | None = None,
+    loss: Metric = loss_fn,
 ) -> Tensor:
-    """``r_γ`` of the model's training problem at ``weights`` (constrained: ``names``, with grid scales ``scales``)."""
+    """``r_γ`` of the model's training problem (``loss`` on ``(x, y)``) at ``weights``.
+
+    The constrained tensors are those in ``names``, with grid scales ``scales``.
+    """
     scales = scales or {}
     s = {n: scales.get(n, 1.0) for n in names}
     projected = {n: s[n] * feasible_projection(w / s[n], grid, eps) if n in names else w for n, w in weights.items()}
-    grads = loss_gradient(model, projected, x[:DIAG_MAX_SAMPLES], y[:DIAG_MAX_SAMPLES])
+    grads = loss_gradient(model, projected, x[:DIAG_MAX_SAMPLES], y[:DIAG_MAX_SAMPLES], loss)
     w_bar = torch.cat([projected[n].reshape(-1) for n in names])
     g = torch.cat([grads[n].reshape(-1) for n in names])
     scale = torch.cat(
@@ -171,14 +175,16 @@ def model_stationarity(
     return stationarity(w_bar, g, grid, eps, g_free=torch.cat(free) if free else None, scale=scale)
 
 
-def optimizer_diagnostics(model: nn.Module, optimizer: Optimizer, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-    """The optimizer's own ``diagnostics()``, given the full-batch gradient in ``p.grad`` (``{}`` without it)."""
+def optimizer_diagnostics(
+    model: nn.Module, optimizer: Optimizer, x: Tensor, y: Tensor, loss: Metric = loss_fn
+) -> dict[str, Tensor]:
+    """The optimizer's own ``diagnostics()``, given the full-batch gradient of ``loss`` in ``p.grad`` ({} without)."""
     hook = getattr(optimizer, "diagnostics", None)
     if hook is None:
         return {}
     optimizer.zero_grad(set_to_none=True)
     with torch.enable_grad():
-        loss_fn(model(x[:DIAG_MAX_SAMPLES]), y[:DIAG_MAX_SAMPLES]).backward()
+        loss(model(x[:DIAG_MAX_SAMPLES]), y[:DIAG_MAX_SAMPLES]).backward()
     return dict(hook())
 
 

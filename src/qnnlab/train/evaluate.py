@@ -1,15 +1,21 @@
-"""Loss and accuracy of a model under given weights: continuous ``w`` or quantized ``Q(w)``.
+"""Loss and metrics of a model under given weights: continuous ``w`` or quantized ``Q(w)``.
 
 ``Q(w)`` is the point the method judges each constrained tensor at, with its per-tensor grid
 scale (:mod:`qnnlab.quant.tensor_grids`). Weights are swapped in with
-:func:`torch.func.functional_call`, so evaluation never mutates the model. Binary tasks (one
-logit) use the mean logistic loss and labels in ``{0, 1}`` (predict 1 when the logit is
-positive); multi-class tasks use cross-entropy.
+:func:`torch.func.functional_call`, so evaluation never mutates the model (:func:`quantized`
+swaps ``Q(w)`` into the parameters for code you do not control, such as a Lightning
+validation loop). What is measured is an :class:`Objective`: a loss and named metrics, each
+a batch mean of ``(output, target)``. The default follows the task: binary tasks (one
+logit) the mean logistic loss with labels in ``{0, 1}`` and the accuracy (predict 1 when the
+logit is positive), multi-class tasks cross-entropy and accuracy, regression the mean
+squared error alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -20,14 +26,19 @@ from torch.optim import Optimizer
 from qnnlab.quant.tensor_grids import default_grid
 
 __all__ = [
+    "Metric",
+    "Objective",
     "accuracy",
     "continuous_weights",
     "evaluate",
-    "evaluate_batches",
     "loss_fn",
     "loss_gradient",
+    "mse",
+    "quantized",
     "quantized_weights",
 ]
+
+Metric = Callable[[Tensor, Tensor], Tensor]
 
 
 def loss_fn(logits: Tensor, y: Tensor) -> Tensor:
@@ -44,41 +55,67 @@ def accuracy(logits: Tensor, y: Tensor) -> Tensor:
     return (logits.argmax(-1) == y).float().mean()
 
 
-def evaluate(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """``(loss, accuracy)`` of ``model`` on ``(x, y)`` with ``weights`` swapped in, in eval mode."""
-    return evaluate_batches(model, weights, [(x, y)])
+def mse(output: Tensor, y: Tensor) -> Tensor:
+    """Mean squared error ``mean((output − y)²)``; an ``(N, 1)`` output is compared with ``N`` targets."""
+    return F.mse_loss(output.reshape(y.shape), y)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The training loss and the metrics reported beside it: each ``(output, y) -> 0-d batch mean``."""
+
+    loss: Metric = loss_fn
+    metrics: Mapping[str, Metric] = field(default_factory=lambda: {"acc": accuracy})
+
+    @classmethod
+    def for_task(cls, task: str, loss: Metric | None = None, metrics: Mapping[str, Metric] | None = None) -> Objective:
+        """The task's default (see the module docstring), with ``loss`` instead and ``metrics`` added."""
+        default = cls(mse, {}) if task == "regression" else cls()
+        extra = dict(metrics or {})
+        if "loss" in extra:
+            raise ValueError("metrics: 'loss' is the objective's own name; give the metric another")
+        return cls(loss or default.loss, {**default.metrics, **extra})
 
 
 @torch.no_grad()
-def evaluate_batches(
-    model: nn.Module, weights: dict[str, Tensor], batches: Iterable[tuple[Tensor, Tensor]]
-) -> tuple[Tensor, Tensor]:
-    """``(mean loss, accuracy)`` over all examples of ``batches``, as 0-d tensors (no host sync)."""
+def evaluate(
+    model: nn.Module,
+    weights: dict[str, Tensor],
+    batches: Iterable[tuple[Tensor, Tensor]],
+    objective: Objective | None = None,
+) -> dict[str, Tensor]:
+    """``{"loss": mean loss, metric: mean}`` over all examples of ``batches`` with ``weights`` swapped in,
+    in eval mode, as 0-d tensors (no host sync); ``objective`` defaults to :class:`Objective` ``()``."""
+    objective = objective or Objective()
     was_training = model.training
     model.eval()
-    total_loss = total_correct = count = 0
+    named = {"loss": objective.loss, **objective.metrics}
+    totals: dict[str, Tensor | int] = dict.fromkeys(named, 0)
+    count = 0
     try:
         for x, y in batches:
-            logits = functional_call(model, weights, (x,))
-            total_loss = total_loss + loss_fn(logits, y) * len(y)
-            total_correct = total_correct + accuracy(logits, y) * len(y)
+            output = functional_call(model, weights, (x,))
+            for name, fn in named.items():
+                totals[name] = totals[name] + fn(output, y) * len(y)
             count += len(y)
     finally:
         model.train(was_training)
-    return total_loss / count, total_correct / count
+    return {name: total / count for name, total in totals.items()}
 
 
-def loss_gradient(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Tensor) -> dict[str, Tensor]:
-    """``∇f`` of the loss on ``(x, y)`` at ``weights`` (every parameter), in eval mode."""
+def loss_gradient(
+    model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Tensor, loss: Metric = loss_fn
+) -> dict[str, Tensor]:
+    """``∇f`` of ``loss`` on ``(x, y)`` at ``weights`` (every parameter), in eval mode."""
     leaves = {n: w.detach().requires_grad_(True) for n, w in weights.items()}
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
-            loss = loss_fn(functional_call(model, leaves, (x,)), y)
+            value = loss(functional_call(model, leaves, (x,)), y)
     finally:
         model.train(was_training)
-    return dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values())), strict=True))
+    return dict(zip(leaves, torch.autograd.grad(value, list(leaves.values())), strict=True))
 
 
 def continuous_weights(model: nn.Module, optimizer: Optimizer) -> dict[str, Tensor]:
@@ -106,3 +143,20 @@ def quantized_weights(
     return {**weights, **{n: t.detach() for n, t in zip(names, q, strict=True)}}, dict(
         zip(names, s.unbind(), strict=True)
     )
+
+
+@contextmanager
+def quantized(model: nn.Module, optimizer: Optimizer, names: list[str], bits: int) -> Iterator[None]:
+    """Inside the block the parameters named in ``names`` hold ``Q(w)``; on leaving, their values before."""
+    judged, _ = quantized_weights(model, optimizer, names, bits)
+    params = dict(model.named_parameters())
+    saved = {n: params[n].detach().clone() for n in names}
+    with torch.no_grad():
+        for n in names:
+            params[n].copy_(judged[n])
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n in names:
+                params[n].copy_(saved[n])

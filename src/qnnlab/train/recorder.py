@@ -1,0 +1,362 @@
+"""Record any training loop: each epoch's metrics of ``w`` and ``Q(w)`` and its diagnostics, in the run store.
+
+::
+
+    rec = Recorder("results", "my-study", model=model, optimizer=opt, data=data)
+    rec.log_epoch()                      # epoch 0: the initialization
+    for epoch in range(epochs):
+        for x, y in loader:
+            ...                          # forward, backward, opt.step()
+            rec.log_batch(loss)          # optional: the per-iteration curve (no host sync)
+        rec.log_epoch()                  # evaluate w and Q(w), diagnostics, one transaction
+    rec.finish()                         # summary and checkpoint; then `qnnlab report results`
+
+Per epoch the recorder evaluates the continuous weights ``w`` and the quantized weights
+``Q(w)`` (:mod:`qnnlab.train.evaluate`) on every split of ``data`` (``train_loss``,
+``q_test_acc``, ...), computes the diagnostics of :mod:`qnnlab.train.diagnostics` on a full
+batch of up to :data:`DIAGNOSTIC_EXAMPLES` training examples, reads the learning rate and the
+scheduled hyperparameters (``ε`` and whatever its ``schedulers`` set), and writes them all
+with the epoch's series (mini-batch losses, weight histogram) in one transaction; the
+values are read from the device once per epoch. The quantized parameters are those of the
+optimizer's ``constrained`` param groups (:func:`qnnlab.nn.param_groups`; an optimizer whose
+groups say nothing: the weights of two or more dimensions). When every parameter is binary
+and there are at most :data:`~qnnlab.train.enumerate.MAX_ENUM_DIM` of them, the certified
+binary optimum is enumerated on the training data and the summary gets the gap of ``Q(w)``.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+import qnnlab
+from qnnlab.data import Data, Dataset
+from qnnlab.io import atomic_file
+from qnnlab.methods import method_name
+from qnnlab.nn.models import constrained_names
+from qnnlab.quant.grids import get_grid
+from qnnlab.schedules import EpochScheduler
+from qnnlab.store import RunStore
+from qnnlab.train.diagnostics import (
+    histogram_edges,
+    model_stationarity,
+    optimizer_diagnostics,
+    weight_diagnostics,
+    weight_histogram,
+)
+from qnnlab.train.enumerate import MAX_ENUM_DIM, binary_optimum, model_losses
+from qnnlab.train.evaluate import Metric, Objective, continuous_weights, evaluate, quantized_weights
+
+__all__ = ["DIAGNOSTIC_EXAMPLES", "Recorder", "RunResult", "describe", "judged_bits", "quantized_names", "versions"]
+
+# examples whose full-batch gradient feeds the stationarity diagnostics (a fixed subset beyond)
+DIAGNOSTIC_EXAMPLES = 10_000
+
+
+@dataclass
+class RunResult:
+    label: str
+    config: Any  # the RunConfig of a fit, else the run's config as stored
+    summary: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    run_id: int | None = None
+    weights: dict[str, Tensor] = field(default_factory=dict)  # the continuous w of every parameter
+    quantized: dict[str, Tensor] = field(default_factory=dict)  # Q(w) of the constrained ones
+    grid_scales: dict[str, Tensor] = field(default_factory=dict)  # their grid scales s (0-d)
+
+
+def versions() -> dict[str, str]:
+    return {
+        "qnnlab": qnnlab.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _constrained_groups(optimizer: Optimizer) -> list[dict[str, Any]]:
+    return [g for g in optimizer.param_groups if g.get("constrained", True)]
+
+
+def judged_bits(optimizer: Optimizer, bits: int | None = None) -> int:
+    """``bits`` if given, else the grid the optimizer's constrained group trains for (``bits``), else 1."""
+    return bits if bits is not None else int(_constrained_groups(optimizer)[0].get("bits", 1))
+
+
+def quantized_names(model: nn.Module, optimizer: Optimizer) -> list[str]:
+    """The parameters of ``optimizer``'s constrained groups, in ``model`` order.
+
+    An optimizer whose groups carry no ``constrained`` key quantizes the weights of two or more
+    dimensions (:func:`qnnlab.nn.models.constrained_names` with its defaults).
+    """
+    if not any("constrained" in g for g in optimizer.param_groups):
+        return constrained_names(model)
+    wanted = {id(p) for g in _constrained_groups(optimizer) for p in g["params"]}
+    return [n for n, p in model.named_parameters() if id(p) in wanted]
+
+
+def describe(obj: object) -> dict[str, Any]:
+    """A config table for an object passed in rather than named: ``{"name": "custom", "class": ...}``."""
+    kind = type(obj)
+    return {"name": "custom", "class": f"{kind.__module__}.{kind.__qualname__}"}
+
+
+def _stored_config(config: Any, model: nn.Module, optimizer: Optimizer, data: Data, bits: int) -> dict[str, Any]:
+    """``config`` as a JSON-able dict (a pydantic model dumped), completed with what the store and report read."""
+    given = dict(config.model_dump() if hasattr(config, "model_dump") else (config or {}))
+    method = method_name(optimizer)
+    group = _constrained_groups(optimizer)[0]
+    hyper = {k: v for k, v in group.items() if k != "params" and isinstance(v, bool | int | float | str | tuple)}
+    defaults = {
+        "label": given.get("label") or method,
+        "seed": 0,
+        "bits": bits,
+        "method": {"name": method, **hyper},
+        "model": describe(model),
+        "data": {**describe(data), "n_train": data.n_train},
+    }
+    return {**defaults, **given}
+
+
+class Recorder:
+    """Evaluates and records one training run of ``model`` by ``optimizer`` on ``data``; see the module docstring.
+
+    Args:
+        results: the results folder (or an open :class:`~qnnlab.store.RunStore`); ``None`` keeps
+            the history in memory only.
+        name: the comparison the run belongs to (``qnnlab report -c NAME``).
+        model, optimizer: what is trained; ``Q(w)`` is the optimizer's ``quantize`` (else the
+            default grid of ``bits``).
+        data: the data to evaluate on: a :class:`qnnlab.data.Dataset` or any :class:`~qnnlab.data.Data`.
+        config: the run's config as stored (a ``RunConfig`` or any JSON-able mapping; ``label``
+            and ``seed`` name the run in tables); missing keys are filled from the objects.
+        bits: the grid ``Q(w)`` is judged on; default: the constrained group's ``bits``, else 1.
+        loss, metrics: the objective (:meth:`qnnlab.train.evaluate.Objective.for_task`).
+        schedulers: :class:`~qnnlab.schedules.EpochScheduler` s whose values are recorded per epoch.
+        eval_batch_size, eval_train: examples per forward pass; a fixed subset for the train split.
+        on_epoch: called with ``(epoch, metrics)`` after each recorded epoch.
+        optimum_model: the architecture the binary optimum is enumerated on (default ``model``;
+            the model before quantized layers were swapped in, which :func:`torch.vmap` can run).
+        run_id: continue this run of the store (a resumed training) instead of starting one.
+    """
+
+    def __init__(
+        self,
+        results: str | Path | RunStore | None = None,
+        name: str = "",
+        *,
+        model: nn.Module,
+        optimizer: Optimizer,
+        data: Data,
+        config: Any = None,
+        bits: int | None = None,
+        loss: Metric | None = None,
+        metrics: Mapping[str, Metric] | None = None,
+        schedulers: Sequence[EpochScheduler] = (),
+        eval_batch_size: int = 1000,
+        eval_train: int | None = None,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+        optimum_model: nn.Module | None = None,
+        run_id: int | None = None,
+    ) -> None:
+        self.model, self.optimizer, self.data = model, optimizer, data
+        self.names = quantized_names(model, optimizer)
+        if not self.names:
+            raise ValueError("the optimizer has no quantized parameters (no param group with constrained=True)")
+        self.bits = judged_bits(optimizer, bits)
+        self.objective = Objective.for_task(data.task, loss, metrics)
+        self.schedulers, self.on_epoch = list(schedulers), on_epoch
+        self.eval_batch_size, self.eval_train = eval_batch_size, eval_train
+        self.config = _stored_config(config, model, optimizer, data, self.bits)
+        self.label = str(self.config["label"])
+        self._optimum_model = optimum_model if optimum_model is not None else model
+        self.optimum = self._certified_optimum()
+        if isinstance(results, RunStore) or results is None:
+            self.store, self._owns_store = results, False
+        else:
+            self.store, self._owns_store = RunStore(results), True
+        self.epoch = -1  # the last recorded
+        if self.store is None:
+            self.run_id = None
+        elif run_id is None:
+            self.run_id = self.store.start_run(self.config, comparison=name, versions=versions())
+        else:
+            self.run_id = run_id
+            self.epoch = self.store.resume_run(run_id)
+        self.history: list[dict[str, float]] = []
+        self.result: RunResult | None = None
+        self._batch_losses: list[Tensor] = []
+        self._start = time.perf_counter()
+
+    # -- per step and per epoch -------------------------------------------------------------
+    def log_batch(self, loss: Tensor) -> None:
+        """Keep one mini-batch loss (a device-side copy: no sync) for the epoch's ``batch_loss`` series."""
+        self._batch_losses.append(loss.detach())
+
+    def log_epoch(self, epoch: int | None = None) -> dict[str, float]:
+        """Evaluate, record and return epoch ``epoch`` (default: the one after the last recorded, 0 first)."""
+        epoch = self.epoch + 1 if epoch is None else epoch
+        metrics, series = self._measure()
+        if self.store is not None:
+            self.store.log_epoch(self.run_id, epoch, metrics, series)
+        self.history.append(metrics)
+        self.epoch = epoch
+        self._batch_losses = []
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, metrics)
+        return metrics
+
+    def _scheduled(self) -> dict[str, Any]:
+        """``ε`` from the constrained param group (where the method has one) and every scheduler's values."""
+        group = _constrained_groups(self.optimizer)[0]
+        values = {"eps": group["eps"]} if "eps" in group else {}
+        for scheduler in self.schedulers:
+            values.update(scheduler.get_last_values())
+        return values
+
+    def _diagnostic_batch(self) -> tuple[Tensor, Tensor]:
+        n = min(self.data.n_train, DIAGNOSTIC_EXAMPLES)
+        batches = list(self.data.eval_batches("train", DIAGNOSTIC_EXAMPLES, n))
+        if len(batches) == 1:
+            return batches[0]
+        xs, ys = zip(*batches, strict=True)
+        return torch.cat(xs), torch.cat(ys)
+
+    def _measure(self) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """The epoch's scalar metrics and its series (see :mod:`qnnlab.store`)."""
+        model, optimizer, data, names = self.model, self.optimizer, self.data, self.names
+        grid = get_grid(self.bits)
+        scheduled = self._scheduled()
+        eps = scheduled.get("eps")
+        w = continuous_weights(model, optimizer)
+        q, scales = quantized_weights(model, optimizer, names, self.bits)
+        out: dict[str, Tensor] = {}
+        for prefix, weights in (("", w), ("q_", q)):
+            for split in data.eval_splits:
+                limit = self.eval_train if split == "train" else None
+                batches = data.eval_batches(split, self.eval_batch_size, limit)
+                for key, value in evaluate(model, weights, batches, self.objective).items():
+                    out[f"{prefix}{split}_{key}"] = value
+        out["q_loss_gap"] = out["q_train_loss"] - out["train_loss"]
+        flat = torch.cat([w[n].reshape(-1) for n in names])
+        scale = torch.cat([scales[n].expand(w[n].numel()) for n in names])
+        out.update(weight_diagnostics(flat, torch.cat([q[n].reshape(-1) for n in names]), grid, eps, scale))
+        # gradients for the stationarity measures: full batch on small sets, a fixed subset otherwise
+        x, y = self._diagnostic_batch()
+        loss = self.objective.loss
+        out["stationarity"] = model_stationarity(model, w, names, grid, eps, x, y, scales, loss)
+        extra = optimizer_diagnostics(model, optimizer, x, y, loss)
+        if clash := sorted(extra.keys() & out.keys()):
+            raise ValueError(f"optimizer diagnostics {clash} clash with built-in metrics; rename them")
+        out.update(extra)
+        edges = histogram_edges(grid).to(flat.device)
+        hist = weight_histogram(flat / scale, edges)  # in grid units: fixed bins whatever the scales
+        batch_loss = torch.stack(self._batch_losses) if self._batch_losses else torch.empty(0)
+        # .tolist() syncs with the device: once per epoch
+        values = dict(zip(out, torch.stack(list(out.values())).tolist(), strict=True))
+        values["lr"] = optimizer.param_groups[0]["lr"]
+        values.update({k: float(v) for k, v in scheduled.items()})
+        series = {"batch_loss": batch_loss.tolist(), "weight_hist": hist.tolist(), "weight_hist_edges": edges.tolist()}
+        return values, series
+
+    # -- the end ----------------------------------------------------------------------------
+    def _certified_optimum(self) -> float | None:
+        """``min f`` over binary weights when it can be certified by enumeration (see the module docstring)."""
+        params = dict(self.model.named_parameters())
+        data = self.data
+        if not (
+            self.bits == 1
+            and isinstance(data, Dataset)
+            and data.pixels is None
+            and len(self.names) == len(params)
+            and sum(p.numel() for p in params.values()) <= MAX_ENUM_DIM
+        ):
+            return None
+        try:
+            return binary_optimum(self._optimum_model, data.x_train.cpu(), data.y_train.cpu(), self.objective.loss)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise ValueError(
+                f"cannot enumerate the binary optimum of {type(self._optimum_model).__name__} under torch.vmap "
+                f"({first}); pass optimum_model= the same architecture without quantized layers"
+            ) from None
+
+    def _summary(self, q: dict[str, Tensor], scales: dict[str, Tensor], wall: float) -> dict[str, Any]:
+        """The last epoch's metrics, the wall time, whether every ``Q(w)`` is on its grid, the gap to the optimum."""
+        levels = get_grid(self.bits).levels()
+        summary: dict[str, Any] = {**(self.history[-1] if self.history else {}), "wall_time": wall}
+        summary["on_grid"] = all(bool(torch.isin(t, scales[n] * levels.to(t.device)).all()) for n, t in q.items())
+        if self.optimum is not None:
+            # the loss of Q(w) under the same definition as the enumerated optimum: the weights are on
+            # the grid, so the optimum model's forward is the run model's
+            plain, data = self._optimum_model, self.data
+            qvec = torch.cat([q[n].reshape(-1) for n, _ in plain.named_parameters()]).cpu()
+            losses = model_losses(plain, data.x_train.cpu(), data.y_train.cpu(), self.objective.loss)
+            f_q = float(losses(qvec[None])[0])
+            summary["binary_optimum"] = self.optimum
+            summary["gap"] = f_q - self.optimum
+            summary["rel_gap"] = (f_q - self.optimum) / abs(self.optimum)
+        return summary
+
+    def finish(self) -> RunResult:
+        """Close the run: its summary (written to the store with a checkpoint) and its :class:`RunResult`."""
+        wall = time.perf_counter() - self._start
+        final = continuous_weights(self.model, self.optimizer)
+        judged, scales = quantized_weights(self.model, self.optimizer, self.names, self.bits)
+        quantized = {n: judged[n] for n in self.names}
+        summary = self._summary(quantized, scales, wall)
+        if self.store is not None:
+            self.store.finish_run(self.run_id, summary)
+            self._save_checkpoint(final, quantized, scales)
+        self._close()
+        self.result = RunResult(self.label, self.config, summary, self.history, self.run_id, final, quantized, scales)
+        return self.result
+
+    def fail(self) -> None:
+        """Mark the run failed (every epoch recorded so far stays in the store)."""
+        if self.store is not None:
+            self.store.finish_run(self.run_id, {}, status="failed")
+        self._close()
+
+    def _close(self) -> None:
+        if self._owns_store and self.store is not None:
+            self.store.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None:
+            self.fail()
+        elif self.result is None:
+            self.finish()
+
+    def _save_checkpoint(self, final: dict[str, Tensor], quantized: dict[str, Tensor], scales: dict[str, Tensor]):
+        """Everything needed to resume or export, written to a temp file then renamed (atomic).
+
+        ``quantized`` and ``grid_scales`` are the judged ``Q(w)`` of the constrained tensors and their
+        grid scales: what :func:`qnnlab.packed.export_run` packs.
+        """
+        path = self.store.dir / "checkpoints" / f"run-{self.run_id}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as f:
+            torch.save(
+                {
+                    "config": self.config,
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "continuous": final,
+                    "quantized": quantized,
+                    "grid_scales": scales,
+                    "epoch": self.epoch,
+                    "versions": versions(),
+                },
+                f,
+            )
