@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from qnnlab.config import ConfigError, RunConfig, load_config
 
@@ -89,15 +90,15 @@ def _epoch_bars(progress: Progress | None, configs: Sequence[RunConfig]) -> Call
 
 
 def _print_table(rows, title: str, preset: str) -> None:
-    from qnnlab.experiments.compare import table_cells
+    from qnnlab.experiments.compare import table_cells, table_notes
 
-    header, cells = table_cells(rows, preset)
-    table = Table(title=title)
+    header, cells = table_cells(rows, preset, bold=lambda text: Text(text, style="bold"))
+    table = Table(title=title, caption="\n".join(table_notes(rows)) or None, caption_justify="left")
     table.add_column(header[0], no_wrap=True)
     for h in header[1:]:
         table.add_column(h, justify="right")
     for line in cells:
-        table.add_row(*map(escape, line))  # sources carry "[code]" tags, not rich markup
+        table.add_row(*(c if isinstance(c, Text) else Text(c) for c in line))  # plain text: sources carry "[code]"
     console.print(table)
 
 

@@ -82,8 +82,8 @@ def relax(
     and halves ``α`` until ``f(u_α) ≤ f(u) + 10⁻⁴ g·(u_α − u)`` and ``f(u_α) < f(u)``; once the predicted
     decrease is below what float64 ``f`` resolves, a last full step is kept if it raises the bound.
     Newton's quadratic convergence keeps a warm-started node to two or three steps on the
-    ill-conditioned problems that correlated features give, where SciPy's L-BFGS-B needs tens of
-    evaluations (measured in ``benchmarks/bench_certify.py``).
+    ill-conditioned problems that correlated features give; on the node boxes of
+    ``benchmarks/bench_certify.py`` it needs about a third of SciPy's L-BFGS-B's evaluations of ``f``.
     """
     u = np.clip((lo + hi) / 2 if start is None else start, lo, hi)
     value, grad = objective.value_grad(u)
