@@ -71,7 +71,7 @@ def test_bold_only_where_the_best_beats_the_runner_up() -> None:
     assert tests["q_train_loss"] == ("a", "b", PairedTest(5, 0, 0, 1 / 32))
     assert tests["q_test_acc"] == ("b", "c", PairedTest(4, 0, 1, 6 / 32))
     assert rows[0].values["q_train_loss"] == {(0, s): 0.30 + s / 100 for s in range(5)}
-    header, cells = table_cells(rows, bold=lambda text: f"<{text}>")
+    _, cells = table_cells(rows, bold=lambda text: f"<{text}>")
     assert cells[0][2] == "<0.3200 ± 0.0158>" and cells[1][2] == "0.4200 ± 0.0158"
     md = markdown_table(rows)
     assert "| a | 5 | **0.3200 ± 0.0158** |" in md and md.endswith(f"\n\n{BOLD_NOTE}\n")
@@ -105,7 +105,7 @@ def test_runs_without_a_key_count_in_the_mean_but_are_never_bold() -> None:
 
 def test_pairwise_matrix_and_the_untuned_note() -> None:
     results = [_result(label, s, q_train_loss=v + s) for s in range(6) for label, v in (("a", 0.1), ("b*", 0.2))]
-    rows = aggregate(results) + [Row("c", 0, {})]
+    rows = [*aggregate(results), Row("c", 0, {})]
     matrix = pairwise_tests(rows, "q_train_loss")
     assert matrix[0][1] == PairedTest(6, 0, 0, 1 / 64) and matrix[1][0] == PairedTest(0, 0, 6, 1.0)
     assert matrix[0][0] is None and matrix[2][0] is None and matrix[0][2] is None
