@@ -194,6 +194,7 @@ def compare(
 
 
 REPORT_FORMATS = ("html", "png", "pdf")
+REPORT_BANDS = ("se", "std", "none")  # qnnlab.report.figures.BANDS, without importing plotly
 
 
 @app.command()
@@ -207,11 +208,16 @@ def report(
         list[str] | None,
         typer.Option("--format", "-f", help="html (default), png, pdf; repeatable (figures: RESULTS/<name>-figures)"),
     ] = None,
+    band: Annotated[
+        str, typer.Option("--band", help="curve bands: se (±1 standard error, default), std (±1 std), none")
+    ] = "se",
 ) -> None:
     """Write an offline HTML report (and static figures) comparing the methods of a comparison."""
     formats = list(dict.fromkeys(formats or ["html"]))
     if bad := [f for f in formats if f not in REPORT_FORMATS]:
         _fail(f"Invalid format {bad[0]!r}; choose from: {', '.join(REPORT_FORMATS)}")
+    if band not in REPORT_BANDS:
+        _fail(f"Invalid band {band!r}; choose from: {', '.join(REPORT_BANDS)}")
     try:
         from qnnlab.report.data import load_comparison
         from qnnlab.report.html import write_html
@@ -224,11 +230,11 @@ def report(
         _fail(str(err))
     written = []
     if "html" in formats:
-        written.append(write_html(data, out or results / f"{data.name}.html", results_dir=results))
+        written.append(write_html(data, out or results / f"{data.name}.html", results_dir=results, band=band))
     for fmt in formats:
         if fmt != "html":
             try:
-                written += write_static(data, results / f"{data.name}-figures", fmt)
+                written += write_static(data, results / f"{data.name}-figures", fmt, band=band)
             except (ModuleNotFoundError, RuntimeError) as err:
                 _fail(str(err))
     for path in written:
