@@ -477,24 +477,22 @@ def _centers(m: MethodRuns) -> np.ndarray:
     return (m.edges[:-1] + m.edges[1:]) / 2
 
 
-def _with_histograms(c: Comparison) -> list[tuple[int, MethodRuns]]:
-    return [(i, m) for i, m in enumerate(c.methods) if m.edges is not None and m.hists and m.histogram_frames()[0]]
-
-
-def _grid(n: int, cols: int = 3) -> tuple[int, int]:
-    cols = min(cols, n)
-    return -(-n // cols), cols
+def _histogram_grid(c: Comparison, **subplots) -> tuple[list[tuple[int, MethodRuns]], go.Figure, int, int] | None:
+    """The methods with weight histograms, and a grid of up to 3 columns with a panel for each."""
+    shown = [(i, m) for i, m in enumerate(c.methods) if m.edges is not None and m.hists and m.histogram_frames()[0]]
+    if not shown:
+        return None
+    cols = min(3, len(shown))
+    rows = -(-len(shown) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[m.label for _, m in shown], **subplots)
+    return shown, fig, rows, cols
 
 
 def weight_animation(p: _Plot) -> go.Figure | None:
     """Histogram of the continuous quantized weights per method, with a slider over the run."""
-    shown = _with_histograms(p.c)
-    if not shown:
+    if (grid := _histogram_grid(p.c, shared_xaxes=True)) is None:
         return None
-    rows, cols = _grid(len(shown))
-    fig = make_subplots(
-        rows=rows, cols=cols, shared_xaxes=True, subplot_titles=[m.label for _, m in shown], vertical_spacing=0.3 / rows
-    )
+    shown, fig, rows, cols = grid
     data = [(i, m, *_fractions(m)) for i, m in shown]
     if p.fraction:  # the same fraction of every run
         steps = [round(float(v), 3) for v in np.linspace(0, 1, MAX_FRAMES + 1)]
@@ -569,17 +567,9 @@ def weight_animation(p: _Plot) -> go.Figure | None:
 
 def weight_heatmap(p: _Plot) -> go.Figure | None:
     """The same histograms as an image: epoch × weight value, colour = fraction of weights (0 = white)."""
-    shown = _with_histograms(p.c)
-    if not shown:
+    if (grid := _histogram_grid(p.c, horizontal_spacing=0.06)) is None:
         return None
-    rows, cols = _grid(len(shown))
-    fig = make_subplots(
-        rows=rows,
-        cols=cols,
-        subplot_titles=[m.label for _, m in shown],
-        vertical_spacing=0.35 / rows,
-        horizontal_spacing=0.06,
-    )
+    shown, fig, rows, cols = grid
     for k, (_, m) in enumerate(shown):
         epochs, frac = _fractions(m)
         x, _ = p.epoch_axis(m, np.asarray(epochs))
