@@ -186,7 +186,7 @@ def test_results_table_marks_only_significant_bests() -> None:
     five = _comparison(runs("a", [0.1, 0.2, 0.3, 0.4, 0.5]), runs("b*", [0.2, 0.3, 0.4, 0.5, 0.6]))
     table = results_table(five)
     assert re.findall(r"<b title=\"([^\"]*)\">(.*?)</b>", table) == [
-        ("vs b*: 5 wins, 0 ties, 0 losses; one-sided sign test p = 0.0312", "0.3000 ± 0.1581")
+        ("vs b*: 5 wins, 0 ties, 0 losses; one-sided sign test p = 0.0312", "0.3000 <small>± 0.1581</small>")
     ]
     assert "`*`: not tuned" in render_html(five)
     four = _comparison(runs("a", [0.1, 0.2, 0.3, 0.4]), runs("b", [0.2, 0.3, 0.4, 0.5]))

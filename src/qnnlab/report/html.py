@@ -39,10 +39,11 @@ body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1280px;
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; }
 .meta, .note { color: #555; margin-top: 0; }
 .scroll { overflow-x: auto; max-width: 100%; }
-table.results, table.pairwise { border-collapse: collapse; font-size: 0.92em; }
+table.results, table.pairwise { border-collapse: collapse; font-size: 0.86em; }
 table.results th, table.results td, table.pairwise th, table.pairwise td {
-  border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
+  border-bottom: 1px solid #ddd; padding: 3px 7px; text-align: right; }
 table.results td { white-space: nowrap; }
+table.results td small { color: #666; }
 table.results th { vertical-align: bottom; max-width: 9em; }
 table.results th:first-child, table.results td:first-child, table.pairwise th:first-child { text-align: left; }
 table.results td:first-child, table.pairwise th:first-child { position: sticky; left: 0; background: #fff; }
@@ -76,7 +77,9 @@ def results_table(c: Comparison) -> str:
     for r in rows:
         cells = [html.escape(r.label), str(r.n)]
         for key, _, scale, fmt in columns:
-            text = html.escape(format_cell(r, key, scale, fmt))
+            text = html.escape(format_cell(r, key, scale, fmt)).replace(" ± ", " <small>± ") + (
+                "</small>" if key in r.stats else ""
+            )
             if key in r.best:
                 _, runner, test = tests[key]
                 tip = html.escape(f"vs {runner}: {test.describe()}", quote=True)
@@ -91,7 +94,8 @@ def results_table(c: Comparison) -> str:
 
 def pairwise_tables(c: Comparison) -> str:
     """Per column with a best: every method against every other, wins–losses over their common pairs (ties
-    dropped), green where the row beats the column (one-sided sign test, p < α), red where it loses."""
+    dropped), green where the row beats the column (one-sided sign test, p < α), red where it loses; each
+    column's table folded in a ``<details>``."""
     rows = _rows(c)
     parts = []
     for key, header, _, _ in table_columns(rows):
@@ -114,7 +118,7 @@ def pairwise_tables(c: Comparison) -> str:
             body.append(f"<tr><th>{html.escape(a.label)}</th>{''.join(cells)}</tr>")
         better = "lower" if BETTER[key] == "min" else "higher"
         parts.append(
-            f"<details{' open' if not parts else ''}><summary>{html.escape(header)} ({better} is better)</summary>"
+            f"<details><summary>{html.escape(header)} ({better} is better)</summary>"
             f'<div class="scroll"><table class="pairwise"><thead><tr><th>row vs column</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div></details>"
         )
