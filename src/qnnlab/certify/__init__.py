@@ -6,7 +6,7 @@ the minimum over the box ``[−1, 1]^m`` is a certified lower bound on the binar
 finds the optimum itself far past the ``2^20`` points enumeration reaches
 (:mod:`qnnlab.certify.branch_and_bound`)::
 
-    from qnnlab.certify import certified_gap, certify, linear_objective, objective_for
+    from qnnlab.certify import box_bound, certified_gap, certify, linear_objective, objective_for
 
     f = linear_objective("logistic", x_train, y_train)  # or objective_for(model, x_train, y_train)
     f_box = box_bound(f).lower                          # f_box ≤ min over {±1}^m of f

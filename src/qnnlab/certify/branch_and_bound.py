@@ -193,8 +193,8 @@ def certify(
         if not free.any():
             search.offer(lo)
             continue
-        j, starts = _branch(objective, rel, lo, hi)
-        for side, start in zip((-1.0, 1.0), starts, strict=True):
+        j, warm = _branch(objective, rel, lo, hi)
+        for side, start in zip((-1.0, 1.0), warm, strict=True):
             c_lo, c_hi = lo.copy(), hi.copy()
             c_lo[j] = c_hi[j] = side
             child = relax(objective, c_lo, c_hi, start)
