@@ -191,7 +191,7 @@ def _constant(values: np.ndarray) -> bool:
 
 def _log_ranges(fig: go.Figure) -> dict[str, tuple[list[float], int | None]]:
     """Per y axis: its log range, set by the mean lines alone (bands are clipped to it), and one tick per
-    ``dtick`` decades, about five ticks (``None``: plotly's own, under two decades)."""
+    ``dtick`` decades, about five ticks (``None``: plotly's own numbers, under a decade)."""
     spans: dict[str, list[float]] = {}
     for t in fig.data:
         if t.type != "scatter" or t.fill == "toself" or t.y is None:
@@ -204,7 +204,7 @@ def _log_ranges(fig: go.Figure) -> dict[str, tuple[list[float], int | None]]:
     for axis, values in spans.items():
         lo, hi = math.log10(min(values)), math.log10(max(values))
         pad = 0.05 * (hi - lo) + 0.05
-        out[axis] = ([lo - pad, hi + pad], max(1, math.ceil((hi - lo) / 5)) if hi - lo >= 2 else None)
+        out[axis] = ([lo - pad, hi + pad], max(1, math.ceil((hi - lo) / 5)) if hi - lo >= 1 else None)
     return out
 
 
