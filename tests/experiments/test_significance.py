@@ -89,6 +89,10 @@ def test_pairs_are_keyed_by_data_seed_and_training_seed() -> None:
     assert rows[0].values["q_train_loss"].keys() == {(0, 0), (0, 1), (1, 0), (1, 1)}
     assert best_tests(rows)["q_train_loss"][2] == PairedTest(4, 0, 0, 1 / 16)
     assert run_key(results[0]) == (0, 0) and run_key(SimpleNamespace(config=None)) is None
+    # a config as stored (a dict), and data without a seed (a user's own tensors)
+    assert run_key(SimpleNamespace(config={"seed": 3, "data": {"seed": 2}})) == (2, 3)
+    assert run_key(SimpleNamespace(config={"seed": 3, "data": None})) == (None, 3)
+    assert run_key(SimpleNamespace(config={"label": "x"})) is None
 
 
 def test_runs_without_a_key_count_in_the_mean_but_are_never_bold() -> None:

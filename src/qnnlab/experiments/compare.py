@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-PairKey = tuple[int, int]  # (data seed, training seed): the pairing of the paired tests
+PairKey = tuple[int | None, int]  # (data seed, training seed): the pairing of the paired tests
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,17 @@ def compare(
         return [fit(cfg, store=store, comparison=name, on_epoch=on_run(cfg) if on_run else None) for cfg in configs]
 
 
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
 def run_key(result: RunResult) -> PairKey | None:
-    """``(data seed, training seed)`` of a run (``None`` without a config)."""
+    """``(data seed, training seed)`` of a run, from its config (a :class:`RunConfig` or a stored dict);
+    the data seed is ``None`` for data without one, and the key ``None`` without a training seed."""
     cfg = result.config
-    return None if cfg is None else (cfg.data.seed, cfg.seed)
+    seed = None if cfg is None else _field(cfg, "seed")
+    data = None if cfg is None else _field(cfg, "data")
+    return None if seed is None else (None if data is None else _field(data, "seed"), seed)
 
 
 def aggregate(results: Sequence[RunResult], *, keys: Sequence[PairKey | None] | None = None) -> list[Row]:
