@@ -191,3 +191,7 @@ def test_results_table_marks_only_significant_bests() -> None:
     assert "`*`: not tuned" in render_html(five)
     four = _comparison(runs("a", [0.1, 0.2, 0.3, 0.4]), runs("b", [0.2, 0.3, 0.4, 0.5]))
     assert "<b" not in results_table(four)  # 4 of 4 pairs: p = 1/16, not below 0.05
+    for m in five.methods:  # a user's own data: no data seed; runs still pair by training seed
+        for r in m.runs:
+            r["data_seed"] = None
+    assert "<b title=" in results_table(five) and "on the same data" in render_html(five)

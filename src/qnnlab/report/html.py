@@ -168,7 +168,8 @@ def render_html(c: Comparison, *, results_dir: str | Path = "", band: str = "se"
     )
     n_runs = sum(len(m.runs) for m in c.methods)
     seeds = sorted({s for m in c.methods for s in m.seeds})
-    data_seeds = sorted({r["data_seed"] for m in c.methods for r in m.runs})
+    data_seeds = sorted({r["data_seed"] for m in c.methods for r in m.runs} - {None})  # None: data without one
+    on_data = f"on data seeds {', '.join(map(str, data_seeds))}" if data_seeds else "on the same data"
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in table_notes(_rows(c)))
     pairwise = pairwise_tables(c)
     pairwise_section = (
@@ -194,8 +195,8 @@ def render_html(c: Comparison, *, results_dir: str | Path = "", band: str = "se"
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head><body>
 <h1>{html.escape(title)}</h1>
-<p class="meta">{len(c.methods)} methods × training seeds {", ".join(map(str, seeds))} on data seeds
-{", ".join(map(str, data_seeds))} ({n_runs} runs) from
+<p class="meta">{len(c.methods)} methods × training seeds {", ".join(map(str, seeds))} {on_data}
+({n_runs} runs) from
 {html.escape(str(Path(results_dir) / "qnnlab.sqlite"))}; generated {stamp}.</p>
 <h2>Results after quantization</h2>
 <p>Mean ± std over runs of the final epoch.{optimum}{skipped}</p>
