@@ -36,7 +36,8 @@ def test_compare_prints_the_table_and_fills_the_store(tmp_path: Path) -> None:
     n = len(preset_runs("logistic", 1))  # runs per seed
     assert db.execute("SELECT COUNT(*), SUM(status = 'done') FROM runs").fetchone() == (2 * n, 2 * n)
     table = (tmp_path / "logistic.md").read_text()
-    assert table.count("\n") == 2 + n
+    assert sum(line.startswith("| ") for line in table.splitlines()) == 1 + n  # the header, one row per method
+    assert "sign test" in table and "sign test" in result.output  # the rule for bold, under both tables
 
 
 def test_list_names_methods_and_presets() -> None:

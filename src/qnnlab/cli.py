@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from qnnlab.config import ConfigError, RunConfig, load_config
 from qnnlab.io import describe_os_error, write_atomic
@@ -90,15 +91,15 @@ def _epoch_bars(progress: Progress | None, configs: Sequence[RunConfig]) -> Call
 
 
 def _print_table(rows, title: str, preset: str) -> None:
-    from qnnlab.experiments.compare import table_cells
+    from qnnlab.experiments.compare import table_cells, table_notes
 
-    header, cells = table_cells(rows, preset)
-    table = Table(title=title)
+    header, cells = table_cells(rows, preset, bold=lambda text: Text(text, style="bold"))
+    table = Table(title=title, caption="\n".join(table_notes(rows)) or None, caption_justify="left")
     table.add_column(header[0], no_wrap=True)
     for h in header[1:]:
         table.add_column(h, justify="right")
     for line in cells:
-        table.add_row(*map(escape, line))  # sources carry "[code]" tags, not rich markup
+        table.add_row(*(c if isinstance(c, Text) else Text(c) for c in line))  # plain text: sources carry "[code]"
     console.print(table)
 
 
@@ -216,6 +217,7 @@ def compare(
 
 
 REPORT_FORMATS = ("html", "png", "pdf")
+REPORT_BANDS = ("se", "std", "none")  # qnnlab.report.figures.BANDS, without importing plotly
 
 
 @app.command()
@@ -229,11 +231,16 @@ def report(
         list[str] | None,
         typer.Option("--format", "-f", help="html (default), png, pdf; repeatable (figures: RESULTS/<name>-figures)"),
     ] = None,
+    band: Annotated[
+        str, typer.Option("--band", help="curve bands: se (±1 standard error, default), std (±1 std), none")
+    ] = "se",
 ) -> None:
     """Write an offline HTML report (and static figures) comparing the methods of a comparison."""
     formats = list(dict.fromkeys(formats or ["html"]))
     if bad := [f for f in formats if f not in REPORT_FORMATS]:
         _fail(f"Invalid format {bad[0]!r}; choose from: {', '.join(REPORT_FORMATS)}")
+    if band not in REPORT_BANDS:
+        _fail(f"Invalid band {band!r}; choose from: {', '.join(REPORT_BANDS)}")
     try:
         from qnnlab.report.data import load_comparison
         from qnnlab.report.html import write_html
@@ -247,10 +254,10 @@ def report(
     written = []
     try:
         if "html" in formats:
-            written.append(write_html(data, out or results / f"{data.name}.html", results_dir=results))
+            written.append(write_html(data, out or results / f"{data.name}.html", results_dir=results, band=band))
         for fmt in formats:
             if fmt != "html":
-                written += write_static(data, results / f"{data.name}-figures", fmt)
+                written += write_static(data, results / f"{data.name}-figures", fmt, band=band)
     except (ModuleNotFoundError, RuntimeError) as err:
         _fail(str(err))
     except OSError as err:  # --out a folder, a read-only results folder, ...

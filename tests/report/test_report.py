@@ -11,9 +11,8 @@ from typer.testing import CliRunner
 from browser import chromium
 from qnnlab.cli import app
 from qnnlab.experiments.presets import preset_runs
-from qnnlab.report.data import Comparison, MethodRuns, load_comparison
+from qnnlab.report.data import load_comparison
 from qnnlab.report.figures import FIGURES, STATIC_FIGURES, build_figures
-from qnnlab.report.html import results_table
 from qnnlab.store import RunStore
 
 runner = CliRunner()
@@ -52,12 +51,15 @@ def test_the_report_renders_in_headless_chromium(results: Path, tmp_path: Path) 
     rendered = dict(zip((key for key, _ in FIGURES), chunks, strict=True))
     for key in ("loss_epoch", "loss_iteration", "test", "schedules", "diagnostics"):
         assert len(re.findall(r'class="trace scatter', rendered[key])) >= N_METHODS, key
-    for label in ("gd (full batch)", "binaryconnect (stoch.)", "askewsgd (1/√k steps)"):
-        assert 'class="legendtext"' in rendered["loss_epoch"] and label in rendered["loss_epoch"]
+    for key in ("loss_epoch", "loss_iteration", "test", "schedules", "diagnostics"):
+        # every method in the legend, and no scrolling legend (plotly draws a scroll bar when entries overflow)
+        assert len(re.findall(r'class="legendtext"', rendered[key])) == N_METHODS, key
+        assert not re.search(r'<rect class="scrollbar"[^>]*\bheight="(?!0")', rendered[key]), key
     assert len(re.findall(r'class="point"', rendered["weights"])) >= N_METHODS * 61  # a bar per bin per method
     assert 'class="slider-container"' in rendered["weights"]
     assert len(re.findall(r"<image ", rendered["weights_heatmap"])) == N_METHODS  # one heatmap per method
-    assert "<b>" in dom.split('class="results"')[1].split("</table>")[0]
+    assert 'class="scroll"><table class="results"' in dom  # a wide table scrolls inside the page
+    assert 'class="pairwise"' in dom and "sign test" in dom
 
     shot = tmp_path / "report.png"
     chromium(page.as_uri(), tmp_path / "profile2", f"--screenshot={shot}", "--window-size=1280,3000")
@@ -92,49 +94,14 @@ def test_the_figures_show_the_stored_numbers(results: Path) -> None:
     figures = build_figures(c, ["loss_epoch", "loss_iteration"])
     line = next(t for t in figures["loss_epoch"].data if t.name == "askewsgd" and t.line.dash == "solid")
     expected = np.mean([[h[e]["q_train_loss"] for e in sorted(h)] for h in histories], axis=0)
-    assert np.allclose(line.y, expected, rtol=1e-12) and list(line.x) == list(range(51))
+    assert np.allclose(line.y, expected, rtol=1e-12) and list(line.customdata) == list(range(51))
+    # runs of 50 and 300 epochs: x is the fraction of each run, the hover keeps the epoch
+    assert np.allclose(line.x, np.arange(51) / 50)
     # full-batch GD: one step per epoch, 300 iterations, fewer than the window cap: shown one by one
     gd = next(t for t in figures["loss_iteration"].data if t.name == "gd (full batch)" and t.mode == "lines")
     per_seed = [[x for e in sorted(b) for x in b[e]] for b in batches]
-    assert list(gd.x) == list(range(1, 301)) and np.allclose(gd.y, np.mean(per_seed, axis=0))
-
-
-def _method(label: str, summary: dict, extra: dict | None = None) -> MethodRuns:
-    history = {e: {"q_train_loss": 1.0 / (e + 1), "stationarity": 0.1 / (e + 1), **(extra or {})} for e in range(3)}
-    return MethodRuns(
-        label,
-        runs=[{"id": 1, "seed": 0, "summary": summary, "config": {}, "versions": {"torch": "x"}}],
-        histories=[history],
-        batch_losses=[np.array([0.5, 0.4, 0.3])],
-        hists=[{e: [1.0, 0.0, 1.0] for e in range(3)}],
-        edges=np.array([-1.5, -0.5, 0.5, 1.5]),
-    )
-
-
-def test_results_table_bolds_the_best_of_each_column() -> None:
-    c = Comparison(
-        "synthetic",
-        [
-            _method("a", {"q_train_loss": 0.30, "q_test_acc": 0.90, "rel_gap": 0.0, "wall_time": 2.0}),
-            _method("b", {"q_train_loss": 0.20, "q_test_acc": 0.90, "rel_gap": 0.01, "wall_time": 1.0}),
-            _method("c", {"q_train_loss": 0.25, "q_test_acc": 0.80, "rel_gap": 0.0, "wall_time": 3.0}),
-        ],
-        skipped=0,
-    )
-    rows = re.findall(r"<tr><td>(\w)</td>(.*?)</tr>", results_table(c))
-    bold = {label: re.findall(r"<b>(.*?)</b>", cells) for label, cells in rows}
-    # lower loss, higher accuracy, lower gap, lower time; ties (as printed) are all bold
-    assert bold == {
-        "a": ["90.00 ± 0.00", "0.000 ± 0.000"],
-        "b": ["0.2000 ± 0.0000", "90.00 ± 0.00", "1.00 ± 0.00"],
-        "c": ["0.000 ± 0.000"],
-    }
-
-
-def test_optimizer_diagnostics_get_their_own_panel() -> None:
-    c = Comparison("synthetic", [_method("pd", {}, {"multiplier_max": 2.0})], skipped=0)
-    titles = [a.text for a in build_figures(c, ["diagnostics"])["diagnostics"].layout.annotations]
-    assert titles == ["stationarity r_γ(w)", "multiplier_max (optimizer)"]
+    assert list(gd.customdata) == list(range(1, 301)) and np.allclose(gd.y, np.mean(per_seed, axis=0))
+    assert np.allclose(gd.x, np.arange(1, 301) / 300)
 
 
 def test_only_the_latest_finished_run_of_each_seed_counts(tmp_path: Path) -> None:
@@ -166,3 +133,5 @@ def test_report_errors_name_the_problem(tmp_path: Path) -> None:
     assert not (tmp_path / "qnnlab.sqlite").exists()  # reading never creates a store
     result = runner.invoke(app, ["report", str(tmp_path), "--format", "svg"])
     assert result.exit_code == 2 and "Invalid format 'svg'; choose from: html, png, pdf" in result.output
+    result = runner.invoke(app, ["report", str(tmp_path), "--band", "iqr"])
+    assert result.exit_code == 2 and "Invalid band 'iqr'; choose from: se, std, none" in result.output

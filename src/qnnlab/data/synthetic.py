@@ -10,7 +10,7 @@ from pydantic import Field
 
 from qnnlab.data import DataConfig, Dataset, register_dataset
 
-__all__ = ["LogisticData", "TwoMoonsData", "logistic_toy", "two_moons"]
+__all__ = ["LogisticData", "TwoMoonsData", "correlated_logistic", "logistic_toy", "two_moons"]
 
 
 class LogisticData(DataConfig):
@@ -46,6 +46,27 @@ def logistic_toy(
     gen = torch.Generator().manual_seed(seed)
     n = n_train + n_test
     x = torch.rand(n, d, generator=gen) * 2 - 1
+    w_star = w_scale * torch.where(torch.rand(d, generator=gen) >= 0.5, 1.0, -1.0)
+    y = torch.bernoulli(torch.sigmoid(x @ w_star), generator=gen)
+    return Dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:], {"w_star": w_star})
+
+
+def correlated_logistic(
+    d: int = 40, n_train: int = 6000, n_test: int = 1000, *, rho: float = 0.8, w_scale: float = 0.5, seed: int = 0
+) -> Dataset:
+    """Experiment I with correlated features: binary optima that rounding misses and enumeration cannot reach.
+
+    ``x = √(1−ρ)·z + √ρ·z₀`` with ``z ~ N(0, I_d)`` and one ``z₀ ~ N(0, 1)`` per row (unit variances,
+    every pair of features correlated ``ρ``), ``w* = s·sign(U(−½, ½)^d)``, ``y ~ Bernoulli(σ(x·w*))``
+    with labels in ``{0, 1}``. With ``s = ½`` the box relaxation's minimizer lies inside the box and the
+    correlation couples its coordinates, so certifying the binary optimum takes a real search
+    (``benchmarks/bench_certify.py``). ``extras["w_star"]`` holds ``w*``.
+    """
+    if not 0 <= rho < 1:
+        raise ValueError(f"Invalid rho: {rho}; expected 0 <= rho < 1")
+    gen = torch.Generator().manual_seed(seed)
+    n = n_train + n_test
+    x = (1 - rho) ** 0.5 * torch.randn(n, d, generator=gen) + rho**0.5 * torch.randn(n, 1, generator=gen)
     w_star = w_scale * torch.where(torch.rand(d, generator=gen) >= 0.5, 1.0, -1.0)
     y = torch.bernoulli(torch.sigmoid(x @ w_star), generator=gen)
     return Dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:], {"w_star": w_star})

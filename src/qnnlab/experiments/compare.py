@@ -1,27 +1,55 @@
-"""Train every run of a preset over several seeds and aggregate mean ± std per method."""
+"""Train every run of a preset over several seeds; aggregate mean ± std per method, and mark the significant bests.
+
+Runs are paired across methods by ``(data seed, training seed)``; a column's best mean is marked only where
+an exact sign test over those pairs says it beats the runner-up (:mod:`qnnlab.experiments.significance`).
+"""
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from qnnlab.config import RunConfig
 from qnnlab.experiments.published import published
+from qnnlab.experiments.significance import ALPHA, Better, PairedTest, sign_test
 from qnnlab.store import RunStore
 from qnnlab.train.loop import RunResult, fit
 
-__all__ = ["COLUMNS", "Row", "aggregate", "compare", "markdown_table", "table_cells"]
+__all__ = [
+    "BETTER",
+    "COLUMNS",
+    "PairKey",
+    "Row",
+    "aggregate",
+    "best_tests",
+    "compare",
+    "format_cell",
+    "markdown_table",
+    "pairwise_tests",
+    "run_key",
+    "table_cells",
+    "table_columns",
+    "table_notes",
+]
+
+
+PairKey = tuple[int | None, int]  # (data seed, training seed): the pairing of the paired tests
 
 
 @dataclass(frozen=True)
 class Row:
-    """One method's results over seeds: ``{column: (mean, std)}``."""
+    """One method's results: ``{column: (mean, std)}`` over its runs, each run's value by its
+    ``(data seed, training seed)``, and the columns in which it is the significant best."""
 
     label: str
     n: int
     stats: dict[str, tuple[float, float]]
+    values: dict[str, dict[PairKey, float]] = field(default_factory=dict)
+    best: frozenset[str] = frozenset()
 
 
 # (summary key, header, scale, format); a column no row has a value for is left out of the table
@@ -36,7 +64,24 @@ COLUMNS: list[tuple[str, str, float, str]] = [
     ("eps", "final ε", 1.0, ".1e"),
     ("wall_time", "wall s", 1.0, ".2f"),
 ]
+# which way is better in each column; the others (ε) have no best
+BETTER: dict[str, Better] = {
+    "q_train_loss": "min",
+    "q_test_acc": "max",
+    "q_test_loss": "min",
+    "rel_gap": "min",
+    "train_loss": "min",
+    "test_acc": "max",
+    "near_grid": "max",
+    "wall_time": "min",
+}
 PUBLISHED_HEADER = "published (source)"
+BOLD_NOTE = (
+    "Bold: the best mean of its column where it beats the runner-up in an exact one-sided sign test over "
+    f"the (data seed, training seed) pairs both ran, at α = {ALPHA} (pairs within a relative 1e-9 count as ties "
+    "and are dropped; at least 5 untied pairs are needed); a column without bold has no significant winner."
+)
+UNTUNED_NOTE = "`*`: not tuned on this preset; hyperparameters derived from its ASkewSGD row."
 
 
 def compare(
@@ -51,20 +96,77 @@ def compare(
         return [fit(cfg, store=store, comparison=name, on_epoch=on_run(cfg) if on_run else None) for cfg in configs]
 
 
-def aggregate(results: Sequence[RunResult]) -> list[Row]:
-    """Group runs by label (first-seen order) and take mean and sample std of each column."""
-    by_label: dict[str, list[RunResult]] = {}
-    for r in results:
-        by_label.setdefault(r.label, []).append(r)
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def run_key(result: RunResult) -> PairKey | None:
+    """``(data seed, training seed)`` of a run, from its config (a :class:`RunConfig` or a stored dict);
+    the data seed is ``None`` for data without one, and the key ``None`` without a training seed."""
+    cfg = result.config
+    seed = None if cfg is None else _field(cfg, "seed")
+    data = None if cfg is None else _field(cfg, "data")
+    return None if seed is None else (None if data is None else _field(data, "seed"), seed)
+
+
+def aggregate(results: Sequence[RunResult], *, keys: Sequence[PairKey | None] | None = None) -> list[Row]:
+    """Group runs by label (first-seen order): the mean and sample std of each column, each run's value
+    under its pairing key, and the columns each row wins (:func:`best_tests`).
+
+    ``keys[i]`` pairs ``results[i]`` across methods (default: :func:`run_key`); a run without a key counts
+    in the mean and std but in no paired test.
+    """
+    keys = [run_key(r) for r in results] if keys is None else list(keys)
+    if len(keys) != len(results):
+        raise ValueError(f"keys: {len(keys)} keys for {len(results)} results")
+    by_label: dict[str, list[tuple[RunResult, PairKey | None]]] = {}
+    for r, k in zip(results, keys, strict=True):
+        by_label.setdefault(r.label, []).append((r, k))
     rows = []
-    for label, rs in by_label.items():
-        stats = {}
+    for label, runs in by_label.items():
+        stats, values = {}, {}
         for key, *_ in COLUMNS:
-            vals = [r.summary[key] for r in rs if key in r.summary]
+            vals = [r.summary[key] for r, _ in runs if key in r.summary]
             if vals:
                 stats[key] = (statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
-        rows.append(Row(label, len(rs), stats))
-    return rows
+                values[key] = {k: float(r.summary[key]) for r, k in runs if k is not None and key in r.summary}
+        rows.append(Row(label, len(runs), stats, values))
+    winners: dict[str, set[str]] = {}
+    for key, (label, _, test) in best_tests(rows).items():
+        if test.significant:
+            winners.setdefault(label, set()).add(key)
+    return [replace(row, best=frozenset(winners.get(row.label, ()))) for row in rows]
+
+
+def _ranked(rows: Sequence[Row], key: str) -> list[Row]:
+    """Rows holding column ``key``, best mean first (NaN last)."""
+    sign = 1.0 if BETTER[key] == "min" else -1.0
+    held = [r for r in rows if key in r.stats]
+    return sorted(held, key=lambda r: (math.isnan(r.stats[key][0]), sign * r.stats[key][0]))
+
+
+def best_tests(rows: Sequence[Row]) -> dict[str, tuple[str, str, PairedTest]]:
+    """Per column of :data:`BETTER` held by two rows or more: ``(best label, runner-up label, test)``, the
+    sign test of the best mean against the second best over their common pairs."""
+    out = {}
+    for key in BETTER:
+        ranked = _ranked(rows, key)
+        if len(ranked) >= 2:
+            best, runner = ranked[:2]
+            test = sign_test(best.values.get(key, {}), runner.values.get(key, {}), BETTER[key])
+            out[key] = (best.label, runner.label, test)
+    return out
+
+
+def pairwise_tests(rows: Sequence[Row], key: str) -> list[list[PairedTest | None]]:
+    """``[i][j]``: the sign test of row ``i`` against row ``j`` in column ``key`` (``None`` on the diagonal
+    or where either row lacks the column)."""
+
+    def test(i: int, a: Row, j: int, b: Row) -> PairedTest | None:
+        held = key in a.stats and key in b.stats
+        return sign_test(a.values.get(key, {}), b.values.get(key, {}), BETTER[key]) if i != j and held else None
+
+    return [[test(i, a, j, b) for j, b in enumerate(rows)] for i, a in enumerate(rows)]
 
 
 def format_cell(row: Row, key: str, scale: float, fmt: str) -> str:
@@ -74,12 +176,26 @@ def format_cell(row: Row, key: str, scale: float, fmt: str) -> str:
     return f"{mean * scale:{fmt}} ± {std * scale:{fmt}}"
 
 
-def table_cells(rows: Sequence[Row], preset: str = "") -> tuple[list[str], list[list[str]]]:
-    """``(header, one list of cells per row)``: the columns some row has, then the published numbers of ``preset``."""
-    columns = [c for c in COLUMNS if any(c[0] in row.stats for row in rows)]
+def table_columns(rows: Sequence[Row]) -> list[tuple[str, str, float, str]]:
+    """The :data:`COLUMNS` some row has a value for."""
+    return [c for c in COLUMNS if any(c[0] in row.stats for row in rows)]
+
+
+def table_cells(
+    rows: Sequence[Row], preset: str = "", *, bold: Callable[[str], Any] | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """``(header, one list of cells per row)``: the columns some row has, then the published numbers of
+    ``preset``. ``bold`` wraps the text of each row's significantly best cells (see :data:`BOLD_NOTE`)."""
+    columns = table_columns(rows)
     refs = [published(preset, row.label) for row in rows]
     header = ["method", "seeds", *(h for _, h, _, _ in columns)]
-    cells = [[row.label, str(row.n), *(format_cell(row, k, s, d) for k, _, s, d in columns)] for row in rows]
+    cells = []
+    for row in rows:
+        line = [row.label, str(row.n)]
+        for key, _, scale, fmt in columns:
+            text = format_cell(row, key, scale, fmt)
+            line.append(bold(text) if bold is not None and key in row.best else text)
+        cells.append(line)
     if any(refs):
         header.append(PUBLISHED_HEADER)
         for line, ref in zip(cells, refs, strict=True):
@@ -87,10 +203,22 @@ def table_cells(rows: Sequence[Row], preset: str = "") -> tuple[list[str], list[
     return header, cells
 
 
+def table_notes(rows: Sequence[Row]) -> list[str]:
+    """What a reader of the table needs: the rule for bold (when rows are paired), what ``*`` means (when used)."""
+    notes = []
+    if sum(any(row.values.get(key) for key in BETTER) for row in rows) >= 2:
+        notes.append(BOLD_NOTE)
+    if any(row.label.endswith("*") for row in rows):
+        notes.append(UNTUNED_NOTE)
+    return notes
+
+
 def markdown_table(rows: Sequence[Row], preset: str = "") -> str:
-    header, cells = table_cells(rows, preset)
+    """The table in Markdown (significant bests in bold), then its notes."""
+    header, cells = table_cells(rows, preset, bold=lambda text: f"**{text}**")
 
     def line(values: list[str]) -> str:
         return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"  # "|w − Q(w)|" stays one cell
 
-    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, cells)]) + "\n"
+    notes = "".join(f"\n{note}\n" for note in table_notes(rows))
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, cells)]) + "\n" + notes

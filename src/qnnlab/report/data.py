@@ -1,7 +1,8 @@
 """A comparison read back from the run store, grouped by method and aggregated over seeds.
 
 Only finished runs count; when a comparison was run more than once into the same folder,
-the latest run of each (method label, seed) is kept.
+the latest run of each (method label, data seed, seed) is kept. A run may hold any subset of the
+metrics and series (a loss only, no diagnostics, no histograms): what is missing is simply absent.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class MethodRuns:
 
     def epoch_stats(self, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``(epochs, mean, std)`` over seeds (sample std; 0 for one seed), or None if never recorded."""
+        if not self.histories:
+            return None
         epochs = sorted(set.intersection(*(set(h) for h in self.histories)))
         rows = [[h[e].get(metric, np.nan) for e in epochs] for h in self.histories]
         values = np.array(rows, dtype=float)
@@ -62,7 +65,7 @@ class MethodRuns:
 
     def histogram_frames(self) -> tuple[list[int], np.ndarray]:
         """``(epochs, counts)`` with counts ``(epochs, bins)``, the seeds' mean weight histogram."""
-        epochs = sorted(set.intersection(*(set(h) for h in self.hists)))
+        epochs = sorted(set.intersection(*(set(h) for h in self.hists))) if self.hists else []
         return epochs, np.array([[h[e] for e in epochs] for h in self.hists], dtype=float).mean(axis=0)
 
 
@@ -91,7 +94,7 @@ def load_comparison(results_dir: str | Path, name: str | None = None) -> Compari
         elif name not in names:
             raise ValueError(f"unknown comparison {name!r}; choose from: {', '.join(sorted(names))}")
         rows = [r for r in rows if r["comparison"] == name]
-        latest = {(r["label"], r["seed"]): r for r in rows if r["status"] == "done"}
+        latest = {(r["label"], r["data_seed"], r["seed"]): r for r in rows if r["status"] == "done"}
         methods: dict[str, MethodRuns] = {}
         for run in latest.values():
             m = methods.setdefault(run["label"], MethodRuns(run["label"]))

@@ -1,8 +1,9 @@
 """One self-contained HTML page per comparison: plotly.js inlined, so it opens offline.
 
-The page holds the results table (mean ± std over seeds, the best value of each column in
-bold, the gap to the certified binary optimum where it is known), the figures of
-:mod:`qnnlab.report.figures`, and the exact configs and package versions of the runs.
+The page holds the results table (mean ± std over runs; a column's best mean in bold where a paired
+sign test says it beats the runner-up; the gap to the certified binary optimum where it is known),
+the pairwise comparisons behind the bold, the figures of :mod:`qnnlab.report.figures` (those with
+data), and the exact configs and package versions of the runs.
 """
 
 from __future__ import annotations
@@ -17,32 +18,38 @@ import plotly
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from qnnlab.experiments.compare import COLUMNS, Row, aggregate, format_cell
+from qnnlab.experiments.compare import (
+    BETTER,
+    Row,
+    aggregate,
+    best_tests,
+    format_cell,
+    pairwise_tests,
+    table_columns,
+    table_notes,
+)
 from qnnlab.io import write_atomic
 from qnnlab.report.data import Comparison
 from qnnlab.report.figures import build_figures
 
-__all__ = ["BETTER", "render_html", "results_table", "write_html"]
-
-# which way is better for each table column (columns not listed are never bold)
-BETTER: dict[str, str] = {
-    "q_train_loss": "min",
-    "q_test_acc": "max",
-    "rel_gap": "min",
-    "train_loss": "min",
-    "near_grid": "max",
-    "wall_time": "min",
-}
+__all__ = ["pairwise_tables", "render_html", "results_table", "write_html"]
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1280px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1280px; padding: 0 16px; color: #222; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; }
-.meta { color: #666; margin-top: 0; }
-table.results { border-collapse: collapse; font-size: 0.92em; }
-table.results th, table.results td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
+.meta, .note { color: #555; margin-top: 0; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table.results, table.pairwise { border-collapse: collapse; font-size: 0.86em; }
+table.results th, table.results td, table.pairwise th, table.pairwise td {
+  border-bottom: 1px solid #ddd; padding: 3px 7px; text-align: right; }
 table.results td { white-space: nowrap; }
-table.results th:first-child, table.results td:first-child { text-align: left; }
+table.results td small { color: #666; }
+table.results th { vertical-align: bottom; max-width: 9em; }
+table.results th:first-child, table.results td:first-child, table.pairwise th:first-child { text-align: left; }
+table.results td:first-child, table.pairwise th:first-child { position: sticky; left: 0; background: #fff; }
 table.results td b { color: #000; }
+table.pairwise td { white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.pairwise td.win { background: #d8f0d8; } table.pairwise td.loss { background: #f6dada; }
 .figure { margin: 18px 0 28px; }
 pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 0.85em; }
 details { margin: 6px 0; }
@@ -55,28 +62,67 @@ class _Done(NamedTuple):
 
 
 def _rows(c: Comparison) -> list[Row]:
-    return aggregate([_Done(m.label, r["summary"]) for m in c.methods for r in m.runs])
+    done = [(_Done(m.label, r["summary"] or {}), (r["data_seed"], r["seed"])) for m in c.methods for r in m.runs]
+    return aggregate([d for d, _ in done], keys=[k for _, k in done])
 
 
 def results_table(c: Comparison) -> str:
-    """The comparison table as HTML; the best mean of each column (as printed) is bold."""
+    """The comparison table as HTML; a column's best mean is bold where it significantly beats the runner-up
+    (the test is in the cell's tooltip)."""
     rows = _rows(c)
-    best: dict[str, str] = {}
-    for key, _, scale, fmt in COLUMNS:
-        pick = {"min": min, "max": max}.get(BETTER.get(key, ""))
-        means = [r.stats[key][0] for r in rows if key in r.stats]
-        if pick is not None and len(means) > 1:
-            best[key] = f"{pick(means) * scale:{fmt}}"
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["method", "seeds", *(h for _, h, _, _ in COLUMNS)])
+    columns = table_columns(rows)
+    tests = best_tests(rows)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["method", "seeds", *(h for _, h, _, _ in columns)])
     body = []
     for r in rows:
         cells = [html.escape(r.label), str(r.n)]
-        for key, _, scale, fmt in COLUMNS:
-            text = html.escape(format_cell(r, key, scale, fmt))
-            bold = key in best and f"{r.stats[key][0] * scale:{fmt}}" == best[key]
-            cells.append(f"<b>{text}</b>" if bold else text)
+        for key, _, scale, fmt in columns:
+            text = html.escape(format_cell(r, key, scale, fmt)).replace(" ± ", " <small>± ") + (
+                "</small>" if key in r.stats else ""
+            )
+            if key in r.best:
+                _, runner, test = tests[key]
+                tip = html.escape(f"vs {runner}: {test.describe()}", quote=True)
+                text = f'<b title="{tip}">{text}</b>'
+            cells.append(text)
         body.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
-    return f'<table class="results"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return (
+        f'<div class="scroll"><table class="results"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def pairwise_tables(c: Comparison) -> str:
+    """Per column with a best: every method against every other, wins–losses over their common pairs (ties
+    dropped), green where the row beats the column (one-sided sign test, p < α), red where it loses; each
+    column's table folded in a ``<details>``."""
+    rows = _rows(c)
+    parts = []
+    for key, header, _, _ in table_columns(rows):
+        if key not in BETTER or sum(key in r.stats for r in rows) < 2:
+            continue
+        held = [r for r in rows if key in r.stats]
+        matrix = pairwise_tests(held, key)
+        head = "".join(f"<th>{html.escape(r.label)}</th>" for r in held)
+        body = []
+        for a, line in zip(held, matrix, strict=True):
+            cells = []
+            for b, test in zip(held, line, strict=True):
+                if test is None:
+                    cells.append("<td>—</td>")
+                    continue
+                back = matrix[held.index(b)][held.index(a)]
+                kind = "win" if test.significant else "loss" if back is not None and back.significant else ""
+                tip = html.escape(f"{a.label} vs {b.label}: {test.describe()}", quote=True)
+                cells.append(f'<td class="{kind}" title="{tip}">{test.wins}–{test.losses}</td>')
+            body.append(f"<tr><th>{html.escape(a.label)}</th>{''.join(cells)}</tr>")
+        better = "lower" if BETTER[key] == "min" else "higher"
+        parts.append(
+            f"<details><summary>{html.escape(header)} ({better} is better)</summary>"
+            f'<div class="scroll"><table class="pairwise"><thead><tr><th>row vs column</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div></details>"
+        )
+    return "\n".join(parts)
 
 
 def _configs(c: Comparison) -> str:
@@ -104,9 +150,9 @@ def _versions(c: Comparison) -> str:
     return ", ".join(f"{html.escape(k)} {html.escape(' / '.join(sorted(v)))}" for k, v in seen.items())
 
 
-def render_html(c: Comparison, *, results_dir: str | Path = "") -> str:
-    """The whole page as a string."""
-    figures = build_figures(c)
+def render_html(c: Comparison, *, results_dir: str | Path = "", band: str = "se") -> str:
+    """The whole page as a string; ``band``: the figures' bands (see :data:`qnnlab.report.figures.BANDS`)."""
+    figures = build_figures(c, band=band)
     divs = "\n".join(
         '<div class="figure">'
         + pio.to_html(
@@ -122,6 +168,18 @@ def render_html(c: Comparison, *, results_dir: str | Path = "") -> str:
     )
     n_runs = sum(len(m.runs) for m in c.methods)
     seeds = sorted({s for m in c.methods for s in m.seeds})
+    data_seeds = sorted({r["data_seed"] for m in c.methods for r in m.runs} - {None})  # None: data without one
+    on_data = f"on data seeds {', '.join(map(str, data_seeds))}" if data_seeds else "on the same data"
+    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in table_notes(_rows(c)))
+    pairwise = pairwise_tables(c)
+    pairwise_section = (
+        "<h2>Pairwise comparisons</h2>\n<p>Each cell: the row method's wins–losses against the column method over "
+        "the (data seed, training seed) pairs both ran, ties dropped; green where the row wins a one-sided exact "
+        "sign test at α = 0.05, red where it loses one (no correction for the many pairs; hover for the "
+        f"p-value).</p>\n{pairwise}"
+        if pairwise
+        else ""
+    )
     optimum = (
         f" The certified binary optimum (exhaustive enumeration) of the training loss is f* = {c.optimum:.6f};"
         " the gap column is (f(Q(w)) − f*)/|f*|."
@@ -137,11 +195,14 @@ def render_html(c: Comparison, *, results_dir: str | Path = "") -> str:
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head><body>
 <h1>{html.escape(title)}</h1>
-<p class="meta">{len(c.methods)} methods × seeds {", ".join(map(str, seeds))} ({n_runs} runs) from
+<p class="meta">{len(c.methods)} methods × training seeds {", ".join(map(str, seeds))} {on_data}
+({n_runs} runs) from
 {html.escape(str(Path(results_dir) / "qnnlab.sqlite"))}; generated {stamp}.</p>
 <h2>Results after quantization</h2>
-<p>Mean ± std over seeds of the final epoch; the best mean of each column is in bold.{optimum}{skipped}</p>
+<p>Mean ± std over runs of the final epoch.{optimum}{skipped}</p>
 {results_table(c)}
+{notes}
+{pairwise_section}
 <h2>Figures</h2>
 {divs}
 <h2>Configs and versions</h2>
@@ -151,8 +212,8 @@ def render_html(c: Comparison, *, results_dir: str | Path = "") -> str:
 """
 
 
-def write_html(c: Comparison, path: str | Path, *, results_dir: str | Path = "") -> Path:
+def write_html(c: Comparison, path: str | Path, *, results_dir: str | Path = "", band: str = "se") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, render_html(c, results_dir=results_dir))
+    write_atomic(path, render_html(c, results_dir=results_dir, band=band))
     return path

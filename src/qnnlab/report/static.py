@@ -11,16 +11,15 @@ from pathlib import Path
 import plotly.io as pio
 
 from qnnlab.report.data import Comparison
-from qnnlab.report.figures import STATIC_FIGURES, build_figures, static_version
+from qnnlab.report.figures import STATIC_FIGURES, WIDTH, build_figures, static_version
 
 __all__ = ["FORMATS", "write_static"]
 
 FORMATS = ("png", "pdf")
-WIDTH = 1100
 
 
-def write_static(c: Comparison, out_dir: str | Path, fmt: str) -> list[Path]:
-    """Write ``out_dir/<figure>.<fmt>`` for each of :data:`STATIC_FIGURES`; returns the paths."""
+def write_static(c: Comparison, out_dir: str | Path, fmt: str, *, band: str = "se") -> list[Path]:
+    """Write ``out_dir/<figure>.<fmt>`` for each of :data:`STATIC_FIGURES` that has data; returns the paths."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from: {', '.join(FORMATS)}")
     try:
@@ -29,7 +28,9 @@ def write_static(c: Comparison, out_dir: str | Path, fmt: str) -> list[Path]:
         raise ModuleNotFoundError("static figures need kaleido >= 1: pip install 'qnnlab[report]'") from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = {k: static_version(f) for k, f in build_figures(c, STATIC_FIGURES).items()}
+    figures = {k: static_version(f) for k, f in build_figures(c, STATIC_FIGURES, band=band).items()}
+    if not figures:
+        return []
     paths = [out_dir / f"{key}.{fmt}" for key in figures]
     try:
         pio.write_images(
