@@ -271,6 +271,8 @@ def compare(
 
     if not 1 <= seeds <= MAX_SEEDS:
         _fail(f"--seeds {seeds}: choose from 1 to {MAX_SEEDS}")
+    if seed_start is not None and seed_start < 0:
+        _fail(f"--seed-start {seed_start}: must be >= 0")
     try:
         rows = [(f"{preset} row {cfg.label!r}", cfg) for cfg in preset_runs(preset, seeds, seed_start or 0)]
         configs = _configure(rows, sets=sets, methods=methods, epochs=epochs, device=device, data_dir=data_dir)
@@ -401,7 +403,7 @@ def report(
         for fmt in formats:
             if fmt != "html":
                 written += write_static(data, results / f"{data.name}-figures", fmt)
-    except (ModuleNotFoundError, RuntimeError) as err:
+    except (ModuleNotFoundError, RuntimeError, ValueError) as err:  # ValueError: a malformed sweep record
         _fail(str(err))
     except OSError as err:  # --out a folder, a read-only results folder, ...
         _fail(describe_os_error(err))

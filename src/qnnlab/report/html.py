@@ -21,6 +21,7 @@ from qnnlab.experiments.compare import COLUMNS, Row, aggregate, format_cell
 from qnnlab.io import write_atomic
 from qnnlab.report.data import Comparison
 from qnnlab.report.figures import build_figures
+from qnnlab.report.sweep import sweep_section
 
 __all__ = ["BETTER", "render_html", "results_table", "write_html"]
 
@@ -142,6 +143,7 @@ def render_html(c: Comparison, *, results_dir: str | Path = "") -> str:
 <h2>Results after quantization</h2>
 <p>Mean ± std over seeds of the final epoch; the best mean of each column is in bold.{optimum}{skipped}</p>
 {results_table(c)}
+{sweep_section(results_dir, c.name)}
 <h2>Figures</h2>
 {divs}
 <h2>Configs and versions</h2>
