@@ -313,14 +313,15 @@ def sweep(
             _fail(f"{flag} {value}: must be >= 1")
     if (address is not None or storage is not None) and backend != "ray":
         _fail(f"{'--address' if address is not None else '--ray-storage'}: only with --backend ray")
+    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+        _fail(f"--seeds {seeds}: choose from 1 to {MAX_SEEDS}")
+    if seed_start is not None and seed_start < 0:
+        _fail(f"--seed-start {seed_start}: must be >= 0")
     try:
         s = load_spec(spec)
-        changes = {k: v for k, v in (("seeds", seeds), ("seed_start", seed_start)) if v is not None}
-        s = s.model_validate({**s.model_dump(by_alias=True), **changes}) if changes else s
     except ConfigError as err:
         _fail(str(err))
-    except ValueError as err:  # --seeds, --seed-start out of range
-        _fail(f"{spec}: {str(err).splitlines()[0]}")
+    s = s.model_copy(update={k: v for k, v in (("seeds", seeds), ("seed_start", seed_start)) if v is not None})
     progress = _progress(quiet)
     task = progress.add_task("runs", total=None) if progress is not None else None
     try:

@@ -88,6 +88,7 @@ def test_spec_files_fail_in_one_line(tmp_path: Path) -> None:
         ["sweep", write(tmp_path, 'preset = "logistic"\n[space.askew]\n"method.lr" = [1]\n')], "no row 'askew'"
     )
     fails_cleanly(["sweep", path, "--backend", "slurm"], "--backend slurm: choose from: local, ray")
+    fails_cleanly(["sweep", path, "--seeds", "0"], "--seeds 0: choose from 1 to 1000")
     bad = write(tmp_path, 'preset = "logistic"\nset = {epochs = 3}\n[space.askewsgd]\n"method.lr" = [-1]\n')
     fails_cleanly(
         ["sweep", bad, "-o", tmp_path], "row 'askewsgd', trial 0 (method.lr = -1): method.lr: Input should be"

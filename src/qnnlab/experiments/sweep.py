@@ -16,8 +16,8 @@ reruns that configuration over the final seeds, whose table reports the **test**
     [space.askewsgd]                    # a row label, or a method name (every row of the method)
     "method.lr" = [0.3, 1.0, 3.0]       # a list: grid values (random and TPE draw from it)
     "method.eps.hold" = [5, 10]
-    [space.primal_dual]
-    "method.lr" = { kind = "log_uniform", low = 0.1, high = 10 }   # also uniform, int (low..high), choice
+    [space.primal_dual]                 # random and TPE also draw from distributions:
+    "method.lr" = [0.3, 1.0]            # { kind = "log_uniform", low = 0.1, high = 10 }, uniform, int, choice
 
 Grid search trains every combination; random search and TPE ``trials`` draws per row, from
 ``seed``. Runs without a validation split get ``validation`` (default: a stratified 20 %
@@ -28,12 +28,12 @@ every trial's fields and score and the selection (read by ``qnnlab report``). A 
 found in the store by its identity (its comparison and its config but for the label), so a
 sweep run again, after an interruption or with more trials, trains only what is missing.
 
-Trials run one after another (``jobs = 1``), in ``jobs`` worker processes writing the one
+Runs go one after another (``workers = 1``), in ``workers`` processes writing the one
 store concurrently (SQLite WAL, one transaction per epoch), or on Ray Tune
-(:func:`run_jobs` ``backend="ray"``: a local instance, or the cluster at ``address``); each
+(:class:`Runner` ``backend="ray"``: a local instance, or the cluster at ``address``); each
 run takes ``cpus`` threads wherever it runs, so every backend computes the same numbers and
-selects the same configuration. Grid and random trials do not depend on the backend or on
-``jobs``; TPE asks ``jobs`` trials per row at a time, so its choices depend on ``jobs``.
+selects the same configuration. Grid and random trials depend on neither the backend nor
+``workers``; TPE asks ``workers`` trials per row at a time, so its choices depend on it.
 """
 
 from __future__ import annotations
