@@ -151,3 +151,18 @@ def test_any_config_mapping_starts_a_run(tmp_path: Path) -> None:
         (bare, "", "", 0, None),
         (named, "sgd", "sgd", 3, None),
     ]
+
+
+def test_a_run_imported_from_another_store_is_the_same_run(tmp_path: Path) -> None:
+    cfg = validate_config({**CFG, "epochs": 2, "method": {"name": "sgd", "lr": 0.5}})
+    fit(cfg, results=tmp_path / "a", comparison="demo")
+    with RunStore(tmp_path / "b") as target, RunStore(tmp_path / "a", read_only=True) as source:
+        fit(cfg, store=target, comparison="other")  # run 1 here: the import becomes run 2
+        assert target.import_run(source, 1) == 2
+        (copied,) = target.runs("demo")
+        (original,) = source.runs("demo")
+        assert {**copied, "id": 1} == original
+        assert target.history(2) == source.history(1)
+        assert target.series(2, "batch_loss") == source.series(1, "batch_loss") != {}
+        with pytest.raises(StoreError, match="no run 9"):
+            target.import_run(source, 9)

@@ -1,7 +1,9 @@
-"""The ``qnnlab`` command line: ``run``, ``compare``, ``report``, ``list``, ``export`` and ``summary``.
+"""The ``qnnlab`` command line: ``run``, ``compare``, ``sweep``, ``report``, ``list``, ``export`` and ``summary``.
 
-Flags become validated configs before any training starts; a bad config or name prints
-one line naming the field and the allowed values, and exits with status 2. Progress bars
+Flags become validated configs before any training starts (``--set FIELD=VALUE``,
+``--methods``, ``--epochs``, ``--seed-start`` through :func:`qnnlab.config.override`); a bad
+config, value or name prints one line naming the field and the allowed values, and exits
+with status 2. Progress bars
 (runs, seeds, the methods of the current seed, epochs, each with its ETA) go to stderr only
 when it is a terminal, not in CI and not with ``--quiet``.
 """
@@ -14,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
 from rich.console import Console
@@ -23,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from qnnlab.config import ConfigError, RunConfig, load_config
+from qnnlab.config import ConfigError, RunConfig, load_config, parse_overrides
 from qnnlab.io import describe_os_error, write_atomic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train and compare quantized neural networks.")
@@ -40,6 +42,18 @@ DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda
 DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="folder with the data set's files (default: $QNNLAB_DATA/<folder>)")
 ]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", metavar="FIELD=VALUE", help="change a config field, value as TOML: method.lr=0.5 (repeatable)"
+    ),
+]
+MethodsOpt = Annotated[
+    str | None, typer.Option("--methods", help="only these rows, by label or method name: askewsgd,ste")
+]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="epochs of every run")]
+SeedStartOpt = Annotated[int | None, typer.Option("--seed-start", help="first training seed")]
+MAX_SEEDS = 1000  # already 12,000 runs of the logistic preset
 
 
 def _fail(message: str) -> None:
@@ -145,19 +159,56 @@ def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool, trac
         console.print(f"runs and per-epoch metrics: {results / 'qnnlab.sqlite'}; table: {results / (name + '.md')}")
 
 
-def _override(configs: list[RunConfig], device: str | None, data_dir: Path | None) -> list[RunConfig]:
-    """The configs with ``--device`` and ``--data-dir`` applied (validated again)."""
+def _configure(
+    configs: list[tuple[str, RunConfig]],
+    *,
+    sets: list[str] | None = None,
+    methods: str | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+    data_dir: Path | None = None,
+) -> list[RunConfig]:
+    """``(where, config)`` pairs with ``--methods``, ``--epochs``, ``--set``, ``--device`` and ``--data-dir`` applied,
+    each validated again; :class:`ConfigError` names where (a file, a preset row) and the field."""
+    from qnnlab.config import override
+    from qnnlab.experiments.presets import select_runs
+
+    if methods is not None:
+        names = [n.strip() for n in methods.split(",") if n.strip()]
+        try:
+            picked = {id(c) for c in select_runs([c for _, c in configs], names)}
+        except KeyError as err:
+            raise ConfigError(f"--methods {methods}: {str(err).strip(chr(34) + chr(39))}") from None
+        configs = [(where, c) for where, c in configs if id(c) in picked]
+    changes = ({} if epochs is None else {"epochs": epochs}) | parse_overrides(sets or [])
+    if device is not None:
+        changes["device"] = device
     out = []
-    for cfg in configs:
-        changes: dict = {} if device is None else {"device": device}
+    for where, cfg in configs:
+        extra = dict(changes)
         if data_dir is not None:
             if "data_dir" not in type(cfg.data).model_fields:
                 raise ConfigError(f"--data-dir: data set {cfg.data.name!r} reads no files")
-            changes["data"] = {**cfg.data.model_dump(), "data_dir": str(data_dir)}
-        out.append(cfg.with_(**changes) if changes else cfg)
+            extra["data.data_dir"] = str(data_dir)
+        try:
+            out.append(override(cfg, extra) if extra else cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
     if device is not None:  # a valid name by now
         _check_device(device)
     return out
+
+
+def _seeded(configs: list[RunConfig], seeds: int, seed_start: int | None) -> list[RunConfig]:
+    """Each config over ``seeds`` training seeds from ``seed_start`` (default: its own seed), seed by seed."""
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds {seeds}: choose from 1 to {MAX_SEEDS}")
+    if seed_start is not None and seed_start < 0:
+        raise ConfigError(f"--seed-start {seed_start}: must be >= 0")
+    if seeds == 1 and seed_start is None:
+        return configs
+    start = [cfg.seed if seed_start is None else seed_start for cfg in configs]
+    return [cfg.with_(seed=s + i) for i in range(seeds) for cfg, s in zip(configs, start, strict=True)]
 
 
 def _check_device(device: str) -> None:
@@ -176,28 +227,40 @@ def _check_device(device: str) -> None:
 
 @app.command()
 def run(
-    config: Annotated[Path, typer.Argument(help="a TOML run config")],
+    configs: Annotated[list[Path], typer.Argument(metavar="CONFIG...", help="TOML run configs")],
+    comparison: Annotated[
+        str | None,
+        typer.Option("--comparison", "-c", help="the comparison the runs are recorded under (default: the file names)"),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="training seeds per config, from the config's seed or --seed-start")] = 1,
+    seed_start: SeedStartOpt = None,
+    sets: SetOpt = None,
+    methods: MethodsOpt = None,
+    epochs: EpochsOpt = None,
     results: ResultsOpt = Path("results"),
     quiet: QuietOpt = False,
     track: TrackOpt = None,
     device: DeviceOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Train one run described by a TOML config."""
+    """Train the runs described by TOML configs, as one comparison."""
     try:
-        cfgs = _override([load_config(config)], device, data_dir)
+        loaded = [(str(path), load_config(path)) for path in configs]
+        cfgs = _configure(loaded, sets=sets, methods=methods, epochs=epochs, device=device, data_dir=data_dir)
+        cfgs = _seeded(cfgs, seeds, seed_start)
     except ConfigError as err:
         _fail(str(err))
-    _train(cfgs, results, config.stem, quiet, track)
-
-
-MAX_SEEDS = 1000  # already 12,000 runs of the logistic preset
+    _train(cfgs, results, comparison or "+".join(dict.fromkeys(path.stem for path in configs)), quiet, track)
 
 
 @app.command()
 def compare(
     preset: Annotated[str, typer.Argument(help="preset name (see `qnnlab list`)")] = "logistic",
-    seeds: Annotated[int, typer.Option(help=f"training seeds 0..N-1 (N from 1 to {MAX_SEEDS})")] = 5,
+    seeds: Annotated[int, typer.Option(help=f"training seeds (N from 1 to {MAX_SEEDS})")] = 5,
+    seed_start: SeedStartOpt = None,
+    sets: SetOpt = None,
+    methods: MethodsOpt = None,
+    epochs: EpochsOpt = None,
     results: ResultsOpt = Path("results"),
     quiet: QuietOpt = False,
     track: TrackOpt = None,
@@ -209,11 +272,101 @@ def compare(
 
     if not 1 <= seeds <= MAX_SEEDS:
         _fail(f"--seeds {seeds}: choose from 1 to {MAX_SEEDS}")
+    if seed_start is not None and seed_start < 0:
+        _fail(f"--seed-start {seed_start}: must be >= 0")
     try:
-        configs = _override(preset_runs(preset, seeds), device, data_dir)
-    except (KeyError, ConfigError) as err:
+        rows = [(f"{preset} row {cfg.label!r}", cfg) for cfg in preset_runs(preset, seeds, seed_start or 0)]
+        configs = _configure(rows, sets=sets, methods=methods, epochs=epochs, device=device, data_dir=data_dir)
+    except (KeyError, ValueError) as err:
         _fail(str(err).strip("'\""))
     _train(configs, results, preset, quiet, track)
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="a TOML sweep spec (see qnnlab.experiments.sweep)")],
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="runs at a time (worker processes, Ray trials)")] = 1,
+    backend: Annotated[str, typer.Option(help="local (worker processes) or ray (Ray Tune)")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="the Ray cluster to join (ray.init(address)); default: a local instance")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option("--ray-storage", help="Ray Tune's storage_path (every node's; default: RESULTS/ray)"),
+    ] = None,
+    cpus: Annotated[int, typer.Option("--cpus-per-run", help="torch threads (Ray: CPUs) of each run")] = 1,
+    seeds: Annotated[int | None, typer.Option(help="the best configuration's seeds (default: the spec's)")] = None,
+    seed_start: SeedStartOpt = None,
+    results: ResultsOpt = Path("results"),
+    quiet: QuietOpt = False,
+) -> None:
+    """Search each method's hyperparameters on validation data; rerun the best over seeds, reported on test."""
+    from qnnlab.data import DataError
+    from qnnlab.experiments.compare import aggregate, markdown_table
+    from qnnlab.experiments.sweep import SweepError, load_spec
+    from qnnlab.experiments.sweep import sweep as run_sweep
+    from qnnlab.store import StoreError
+
+    if backend not in ("local", "ray"):
+        _fail(f"--backend {backend}: choose from: local, ray")
+    for flag, value in (("--jobs", jobs), ("--cpus-per-run", cpus)):
+        if value < 1:
+            _fail(f"{flag} {value}: must be >= 1")
+    if (address is not None or storage is not None) and backend != "ray":
+        _fail(f"{'--address' if address is not None else '--ray-storage'}: only with --backend ray")
+    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+        _fail(f"--seeds {seeds}: choose from 1 to {MAX_SEEDS}")
+    if seed_start is not None and seed_start < 0:
+        _fail(f"--seed-start {seed_start}: must be >= 0")
+    try:
+        s = load_spec(spec)
+    except ConfigError as err:
+        _fail(str(err))
+    s = s.model_copy(update={k: v for k, v in (("seeds", seeds), ("seed_start", seed_start)) if v is not None})
+    progress = _progress(quiet)
+    task = progress.add_task("runs", total=None) if progress is not None else None
+    try:
+        with progress or nullcontext():
+            record, final = run_sweep(
+                s,
+                results,
+                backend=backend,
+                workers=jobs,
+                cpus=cpus,
+                address=address,
+                storage=storage,
+                on_done=(lambda job: progress.advance(task)) if progress is not None else None,
+            )
+    except (ConfigError, DataError, StoreError, SweepError) as err:
+        _fail(str(err))
+    except OSError as err:
+        _fail(describe_os_error(err))
+    table = Table(title=f"{s.name}: trials selected on {record.describe()}; {record.search} search")
+    for header in ("method", "trials", "best", "score", "fields of the best trial"):
+        table.add_column(header, justify="right" if header in ("trials", "best", "score") else "left")
+    for m in record.methods:
+        best = m.best_trial
+        fields = ", ".join(f"{k} = {v!r}" for k, v in best.params.items())
+        score = "—" if best.score is None else f"{best.score:.6g}"
+        table.add_row(escape(m.label), str(len(m.trials)), f"#{best.trial}", score, escape(fields))
+    console.print(table)
+    rows = aggregate([_Stored(r["label"], r["summary"]) for r in final])
+    seeds_text = f"{record.seeds[0]}..{record.seeds[-1]}" if len(record.seeds) > 1 else str(record.seeds[0])
+    _print_table(rows, f"{s.name}: the best configuration per method, seeds {seeds_text}, reported on test", s.name)
+    try:
+        write_atomic(results / f"{s.name}.md", markdown_table(rows, s.name))
+    except OSError as err:
+        _fail(describe_os_error(err))
+    if not quiet:
+        console.print(
+            f"trials: comparison {record.trials_comparison!r}, final runs: {s.name!r} in {results / 'qnnlab.sqlite'};"
+            f" selection: {results / (s.name + '.sweep.json')}; report: qnnlab report {results} -c {s.name}"
+        )
+
+
+class _Stored(NamedTuple):
+    label: str
+    summary: dict
 
 
 REPORT_FORMATS = ("html", "png", "pdf")
@@ -258,7 +411,7 @@ def report(
         for fmt in formats:
             if fmt != "html":
                 written += write_static(data, results / f"{data.name}-figures", fmt, band=band)
-    except (ModuleNotFoundError, RuntimeError) as err:
+    except (ModuleNotFoundError, RuntimeError, ValueError) as err:  # ValueError: a malformed sweep record
         _fail(str(err))
     except OSError as err:  # --out a folder, a read-only results folder, ...
         _fail(describe_os_error(err))

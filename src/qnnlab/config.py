@@ -25,17 +25,23 @@ Example (``configs/logistic_askewsgd.toml``)::
 
     [schedule]
     kind = "constant"
+
+Any field can be changed afterwards by its dotted path, validated like the file itself
+(:func:`override`; ``qnnlab run --set method.lr=0.5``)::
+
+    cfg = override(cfg, {"method.lr": 0.5, "method.eps.hold": 5, "validation": {"size": 0.1}})
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from qnnlab.data import DATASETS, DataConfig
+from qnnlab.data import DATASETS, DataConfig, ValidationSplit
 from qnnlab.data.bundled import DigitsData, MNIST5kData
 from qnnlab.data.cifar import CIFAR10Data
 from qnnlab.data.idx import FashionMNISTData, MNISTData
@@ -73,8 +79,12 @@ __all__ = [
     "ResNet20Model",
     "RunConfig",
     "TwoMoonsData",
+    "ValidationSplit",
     "format_validation_error",
     "load_config",
+    "override",
+    "parse_overrides",
+    "read_toml",
     "validate_config",
 ]
 
@@ -130,6 +140,9 @@ class RunConfig(Schema):
         None, ge=1, description="training examples the per-epoch train metrics use (a fixed subset); None: all"
     )
     eval_batch_size: int = Field(1000, ge=1, description="examples per forward pass when evaluating")
+    validation: ValidationSplit | None = Field(
+        None, description="a validation split carved from the training data, evaluated every epoch; None: none"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
@@ -155,6 +168,16 @@ class RunConfig(Schema):
         if freeze is not None and freeze >= self.epochs:
             raise ValueError(f"method.freeze_epoch ({freeze}) must be < epochs ({self.epochs}) so that it happens")
         n_train = getattr(self.data, "n_train", None)
+        if n_train is not None and self.validation is not None:
+            n_val = self.validation.count(n_train)
+            if n_val >= n_train:
+                raise ValueError(f"validation.size ({self.validation.size}) must leave some of the {n_train} examples")
+            n_train -= n_val
+            if self.batch_size > n_train:
+                raise ValueError(
+                    f"batch_size ({self.batch_size}) must be <= the {n_train} training examples left beside "
+                    f"the {n_val} of the validation split"
+                )
         if n_train is not None and self.batch_size > n_train:
             raise ValueError(f"batch_size ({self.batch_size}) must be <= data.n_train ({n_train})")
         return self
@@ -166,6 +189,8 @@ class RunConfig(Schema):
             raise ValueError(
                 f"the size of data set {getattr(self.data, 'name', None)!r} is known once loaded; pass n_train"
             )
+        if n_train is None and self.validation is not None:
+            n -= self.validation.count(n)
         return -(-n // self.batch_size)
 
     def lr_schedule(self, n_train: int | None = None, *, steps_per_epoch: int | None = None) -> Schedule:
@@ -188,8 +213,9 @@ class RunConfig(Schema):
         return constant(lr)
 
     def with_(self, **changes: Any) -> RunConfig:
-        """A validated copy with some top-level fields replaced."""
-        return validate_config({**self.model_dump(), **changes})
+        """A validated copy with fields replaced: top-level names, or dotted paths (``**{"method.lr": 0.5}``);
+        see :func:`override`."""
+        return override(self, changes)
 
 
 class ConfigError(ValueError):
@@ -213,6 +239,80 @@ def format_validation_error(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# the field whose value picks a table's schema: a registered entry's name, a schedule's kind
+_TAGS = ("name", "kind")
+
+
+def override(cfg: RunConfig, changes: Mapping[str, Any]) -> RunConfig:
+    """A validated copy of ``cfg`` with each dotted field path of ``changes`` set to its value.
+
+    ``{"method.lr": 0.5, "method.eps.hold": 10, "model.keep_fp": ["biases"]}``; a top-level name
+    replaces the whole field (``{"data": {...}}``); a path into an optional table left out starts
+    it (``{"validation.size": 0.1}``). A path that names no field fails with the fields allowed
+    there; a value the schema refuses fails as a config file would, naming the field
+    (:class:`ConfigError`). Changing a table's ``name`` (or ``schedule.kind``) starts that
+    table afresh from the new entry's defaults, and the other paths into it apply after it, so
+    ``{"method.name": "sgd", "method.lr": 1.0}`` switches the method.
+    """
+    data = cfg.model_dump()
+    # tags first, shortest path first: a table is reset before the fields set inside it
+    ordered = sorted(changes.items(), key=lambda kv: (kv[0].rpartition(".")[2] not in _TAGS, kv[0].count(".")))
+    for path, value in ordered:
+        *parents, key = path.split(".")
+        table, where, new = data, [], False
+        for name in parents:
+            if new:
+                table = table.setdefault(name, {})
+            else:
+                inner = _field(table, name, where)
+                if inner is None:  # an optional table left out: it starts empty
+                    inner = table[name] = {}
+                    new = True
+                table = inner
+            where.append(name)
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: {'.'.join(where)} is {_kind(table)}, not a table")
+        if key not in table and not new:
+            _field(table, key, where)  # the error: no such field, with those allowed
+        if parents and key in _TAGS and table[key] != value:
+            table.clear()  # a new entry: its own schema and defaults
+            table[key] = value
+            data = validate_config(data).model_dump()
+        else:
+            table[key] = value
+    return validate_config(data)
+
+
+def _field(table: dict[str, Any], name: str, where: list[str]) -> Any:
+    if name not in table:
+        at = ".".join(where) or "the config"
+        raise ConfigError(f"{'.'.join([*where, name])}: no such field in {at}; choose from: {', '.join(sorted(table))}")
+    return table[name]
+
+
+def _kind(value: Any) -> str:
+    return f"a {type(value).__name__} ({value!r})"
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["method.lr=0.5", 'model.keep_fp=["biases"]']`` → ``{"method.lr": 0.5, "model.keep_fp": ["biases"]}``.
+
+    Each value is read as a TOML literal (``0.5``, ``true``, ``"adam"``, ``[1, 2]``, ``{hold = 5}``);
+    text that is not one is taken as a string (``base=adam``). A later item for the same path wins.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        path, eq, text = item.partition("=")
+        path = path.strip()
+        if not eq or not path or any(not part for part in path.split(".")):
+            raise ConfigError(f"--set {item}: expected FIELD=VALUE with a dotted field path, e.g. method.lr=0.5")
+        try:
+            out[path] = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[path] = text.strip()
+    return out
+
+
 def validate_config(data: dict[str, Any]) -> RunConfig:
     """A :class:`RunConfig` from a dict; raises :class:`ConfigError` with one line.
 
@@ -226,10 +326,10 @@ def validate_config(data: dict[str, Any]) -> RunConfig:
         raise ConfigError(format_validation_error(err)) from None
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a TOML run config; raises :class:`ConfigError` with one line."""
+def read_toml(path: str | Path, what: str = "run config") -> dict[str, Any]:
+    """The table of a TOML file of at most 1 MiB of UTF-8; :class:`ConfigError` naming ``path`` otherwise."""
     path = Path(path)
-    limit = 1 << 20  # a run config is a few kB; this stops /dev/zero or a stray data file early
+    limit = 1 << 20  # a config is a few kB; this stops /dev/zero or a stray data file early
     try:
         with path.open("rb") as f:
             raw = f.read(limit + 1)
@@ -238,14 +338,23 @@ def load_config(path: str | Path) -> RunConfig:
     except OSError as err:  # a directory, a symlink loop, no permission, ...
         raise ConfigError(describe_os_error(err)) from None
     if len(raw) > limit:
-        raise ConfigError(f"{path}: larger than {limit >> 20} MiB; not a run config")
+        raise ConfigError(f"{path}: larger than {limit >> 20} MiB; not a {what}")
     try:
-        return validate_config(tomllib.loads(raw.decode()))
+        return tomllib.loads(raw.decode())
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    except RecursionError:  # in the parser, or in the values an error message repeats
+    except RecursionError:  # in the parser
+        raise ConfigError(f"{path}: arrays or tables nested too deeply to be a {what}") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a TOML run config; raises :class:`ConfigError` with one line."""
+    data = read_toml(path)
+    try:
+        return validate_config(data)
+    except RecursionError:  # in the values an error message repeats
         raise ConfigError(f"{path}: arrays or tables nested too deeply to be a run config") from None
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None

@@ -227,6 +227,23 @@ class RunStore:
                 (status, time.time(), json.dumps(dict(summary), sort_keys=True), run_id),
             )
 
+    def import_run(self, source: RunStore, run_id: int) -> int:
+        """Copy run ``run_id`` of ``source`` (its row, metrics and series) into this store, in one transaction;
+        returns its id here. Checkpoint files are not copied."""
+        rows = source._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise StoreError(f"{source.path}: no run {run_id}")
+        row = {k: rows[0][k] for k in rows[0].keys() if k != "id"}  # noqa: SIM118 (a sqlite3.Row)
+        metrics = source._read("SELECT epoch, name, value FROM metrics WHERE run_id = ?", (run_id,))
+        series = source._read("SELECT epoch, name, data FROM series WHERE run_id = ?", (run_id,))
+        with self._transaction() as db:
+            columns, marks = ", ".join(row), ", ".join("?" * len(row))
+            cur = db.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", list(row.values()))
+            new = int(cur.lastrowid)
+            db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", [(new, *r) for r in metrics])
+            db.executemany("INSERT INTO series VALUES (?, ?, ?, ?)", [(new, *r) for r in series])
+        return new
+
     # -- reading ------------------------------------------------------------------------
     def _read(self, query: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """All rows of ``query``; a damaged database raises :class:`StoreError` naming the file."""

@@ -10,6 +10,12 @@ mini-batch at a time, so a 60k×784 set costs 47 MB rather than 188 MB. Your own
 (:class:`qnnlab.data.imagefolder.ImageFolderData`). All of them have the batch interface of
 :class:`Data`, which is all that training and evaluation use.
 
+A **validation split** is carved from the training split (:class:`ValidationSplit`, the run
+config's ``validation`` table; :meth:`Dataset.with_validation`): a seeded random subset,
+stratified for classification, so that hyperparameters are chosen without touching the test
+split. The training split shrinks by as much, and every epoch is then evaluated on
+``("train", "val", "test")``.
+
 Named sets are registered with their config schema, one file each (:mod:`.synthetic`,
 :mod:`.bundled`, :mod:`.idx`, :mod:`.cifar`, :mod:`.imagefolder`)::
 
@@ -29,6 +35,7 @@ A missing or malformed file raises :class:`DataError` naming the path and what w
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -37,7 +44,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import Tensor
 
 from qnnlab.registry import Registry, Schema, named_schema
@@ -55,6 +62,7 @@ __all__ = [
     "FileDataConfig",
     "Pixels",
     "Task",
+    "ValidationSplit",
     "data_folder",
     "eval_subset",
     "get_dataset",
@@ -63,6 +71,8 @@ __all__ = [
     "register_dataset",
     "sample_indices",
     "subset",
+    "validation_indices",
+    "with_validation",
 ]
 
 DATA_ENV = "QNNLAB_DATA"
@@ -140,6 +150,59 @@ class Pixels:
         return cls(tuple(mean.tolist()), tuple(std.tolist()), **kwargs)
 
 
+class ValidationSplit(Schema):
+    """A validation split carved from the training data: ``size`` examples (an int ≥ 1) or that fraction
+    of them (a float in (0, 1), rounded up), drawn with ``seed``; stratified by class for classification
+    when ``stratify`` (each class keeps its share, scikit-learn's ``train_test_split``)."""
+
+    size: int | float = Field(description="examples (an int) or a fraction of the training split (0 < size < 1)")
+    seed: int = Field(0, ge=0, description="seed of the draw, separate from the data and training seeds")
+    stratify: bool = Field(True, description="classification: keep each class's share (regression: ignored)")
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, size: int | float) -> int | float:
+        if (isinstance(size, int) and size < 1) or (isinstance(size, float) and not 0 < size < 1):
+            raise ValueError(f"must be an int >= 1 (examples) or a float in (0, 1) (a fraction); got {size!r}")
+        return size
+
+    def count(self, n_train: int) -> int:
+        """Validation examples taken from ``n_train`` training examples."""
+        return self.size if isinstance(self.size, int) else math.ceil(self.size * n_train)
+
+
+def validation_indices(n: int, split: ValidationSplit, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``(train, val)`` indices into ``n`` training examples, each sorted; stratified by ``labels`` when given.
+
+    Deterministic in ``split.seed``. A size that leaves no training example, or a class too small
+    to be stratified, raises :class:`DataError` naming ``validation.size``.
+    """
+    n_val = split.count(n)
+    if not 1 <= n_val < n:
+        raise DataError(f"validation.size: {split.size} takes {n_val} of {n} training examples; leave at least one")
+    if labels is None or not split.stratify:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(split.seed))
+        return perm[n_val:].sort().values, perm[:n_val].sort().values
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, val = train_test_split(range(n), test_size=n_val, stratify=labels.cpu().numpy(), random_state=split.seed)
+    except ValueError as err:  # a class with one example, fewer validation examples than classes, ...
+        raise DataError(f"validation.size: cannot stratify {n_val} of {n} examples by class ({err})") from None
+    return torch.tensor(sorted(train)), torch.tensor(sorted(val))
+
+
+def with_validation(data: Data, split: ValidationSplit) -> Data:
+    """``data`` with ``split`` carved from its training split (:meth:`Dataset.with_validation`)."""
+    carve = getattr(data, "with_validation", None)
+    if carve is None:
+        raise ValueError(
+            f"validation: {type(data).__name__} cannot carve a validation split from its training data; "
+            "pass the data as Dataset.from_tensors or Dataset.from_datasets"
+        )
+    return carve(split)
+
+
 TASKS = ("binary", "multiclass", "regression")
 Task = Literal["binary", "multiclass", "regression"]
 Batches = Iterator[tuple[Tensor, Tensor]]
@@ -159,7 +222,8 @@ class Data(Protocol):
     """What training and evaluation read from a data set: :class:`Dataset`, ``LoaderData``, ``ImageFolderData``.
 
     ``task`` picks the default loss and metrics (:mod:`qnnlab.train.evaluate`); ``eval_splits``
-    are the splits every epoch is evaluated on (``"train"`` first).
+    are the splits every epoch is evaluated on (``"train"`` first, ``"val"`` when there is a
+    validation split).
     """
 
     task: str
@@ -190,6 +254,7 @@ class Dataset:
     ``n_outputs`` is the model's output width (1 for a binary task); ``pixels`` turns stored
     ``uint8`` images into model inputs (``None``: the stored features are the inputs); ``task``
     is ``"binary"``, ``"multiclass"`` or ``"regression"`` (``""``: :func:`infer_task` on ``y_train``).
+    ``x_val``, ``y_val``: the validation split (:meth:`with_validation`), ``None`` without one.
     """
 
     x_train: Tensor
@@ -200,8 +265,8 @@ class Dataset:
     n_outputs: int = 1
     pixels: Pixels | None = None
     task: str = ""
-
-    eval_splits = ("train", "test")
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None
 
     def __post_init__(self) -> None:
         if not self.task:
@@ -273,9 +338,30 @@ class Dataset:
     def n_train(self) -> int:
         return self.x_train.shape[0]
 
+    @property
+    def n_val(self) -> int:
+        return 0 if self.x_val is None else self.x_val.shape[0]
+
+    @property
+    def eval_splits(self) -> tuple[str, ...]:
+        return ("train", "test") if self.x_val is None else ("train", "val", "test")
+
+    def with_validation(self, split: ValidationSplit) -> Dataset:
+        """A copy whose training split keeps ``n − m`` examples and whose validation split holds the other ``m``
+        (:func:`validation_indices`: seeded, stratified by class for classification, stored order kept).
+
+        Image statistics (:class:`Pixels`) stay those of the whole training split.
+        """
+        if self.x_val is not None:
+            raise ValueError("validation: this data set already has a validation split")
+        labels = self.y_train if self.task != "regression" else None
+        train, val = (i.to(self.x_train.device) for i in validation_indices(self.n_train, split, labels))
+        x, y = self.x_train, self.y_train
+        return replace(self, x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val])
+
     def to(self, device: str | torch.device) -> Dataset:
-        move = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
-        return replace(self, **move)
+        names = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
+        return replace(self, **{k: getattr(self, k).to(device) for k in names if getattr(self, k) is not None})
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-self.n_train // batch_size)
@@ -290,10 +376,10 @@ class Dataset:
             yield self._inputs(self.x_train[idx], True, generator), self.y_train[idx]
 
     def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Batches:
-        """``split`` (``"train"`` or ``"test"``) in order, in chunks; ``limit`` keeps a fixed random subset."""
+        """``split`` (``"train"``, ``"val"``, ``"test"``) in order, in chunks; ``limit`` keeps a fixed random subset."""
         if split not in self.eval_splits:
             raise ValueError(f"unknown split {split!r}; choose from: {', '.join(self.eval_splits)}")
-        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
         if (idx := eval_subset(len(x), limit)) is not None:
             x, y = x[idx.to(x.device)], y[idx.to(x.device)]
         for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):

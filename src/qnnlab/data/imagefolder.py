@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +24,17 @@ from pydantic import Field, model_validator
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from qnnlab.data import DataError, FileDataConfig, Pixels, data_folder, eval_subset, register_dataset, sample_indices
+from qnnlab.data import (
+    DataError,
+    FileDataConfig,
+    Pixels,
+    ValidationSplit,
+    data_folder,
+    eval_subset,
+    register_dataset,
+    sample_indices,
+    validation_indices,
+)
 
 __all__ = ["IMAGENET_PIXELS", "IMAGE_EXTENSIONS", "ImageFolderData", "ImageNetData", "imagenet", "scan"]
 
@@ -98,9 +108,13 @@ class ImageFolderData:
     workers: int = 4
     pixels: Pixels = IMAGENET_PIXELS
     device: str = "cpu"
+    val: list[Sample] = field(default_factory=list)  # a validation split carved from train (with_validation)
 
     task = "multiclass"
-    eval_splits = ("train", "test")
+
+    @property
+    def eval_splits(self) -> tuple[str, ...]:
+        return ("train", "val", "test") if self.val else ("train", "test")
 
     @property
     def n_outputs(self) -> int:
@@ -114,8 +128,20 @@ class ImageFolderData:
     def n_train(self) -> int:
         return len(self.train)
 
+    @property
+    def n_val(self) -> int:
+        return len(self.val)
+
     def to(self, device: str | torch.device) -> ImageFolderData:
         return replace(self, device=str(device))
+
+    def with_validation(self, split: ValidationSplit) -> ImageFolderData:
+        """The training images split in two by :func:`qnnlab.data.validation_indices`, stratified by class."""
+        if self.val:
+            raise ValueError("validation: this data set already has a validation split")
+        labels = torch.tensor([label for _, label in self.train])
+        train, val = (i.tolist() for i in validation_indices(self.n_train, split, labels))
+        return replace(self, train=[self.train[i] for i in train], val=[self.train[i] for i in val])
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-self.n_train // batch_size)
@@ -137,7 +163,9 @@ class ImageFolderData:
         return self._batches(self.train, list(zip(order, seeds, strict=True)), batch_size)
 
     def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
-        samples = self.train if split == "train" else self.test
+        if split not in self.eval_splits:
+            raise ValueError(f"unknown split {split!r}; choose from: {', '.join(self.eval_splits)}")
+        samples = {"train": self.train, "val": self.val, "test": self.test}[split]
         idx = eval_subset(len(samples), limit)
         return self._batches(samples, list(range(len(samples))) if idx is None else idx.tolist(), batch_size)
 

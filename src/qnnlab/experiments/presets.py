@@ -12,13 +12,13 @@ pass ``--device cuda``. Their data come from local folders (``--data-dir`` or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from qnnlab.config import RunConfig, validate_config
 from qnnlab.registry import Registry
 
-__all__ = ["PRESETS", "preset_runs", "row"]
+__all__ = ["PRESETS", "preset_runs", "row", "select_runs"]
 
 Preset = Callable[[int], list[RunConfig]]
 PRESETS: Registry[Preset] = Registry("preset")
@@ -394,9 +394,32 @@ for _name, _preset in (
     PRESETS.register(_name, _preset)
 
 
-def preset_runs(name: str, seeds: int) -> list[RunConfig]:
-    """Every run of preset ``name`` for training seeds ``0 .. seeds-1``, validated up front."""
+def preset_runs(name: str, seeds: int, seed_start: int = 0) -> list[RunConfig]:
+    """Every run of preset ``name`` for training seeds ``seed_start .. seed_start + seeds − 1``, validated up front."""
     if seeds < 1:
         raise ValueError(f"Invalid seeds: {seeds}; must be >= 1")
+    if seed_start < 0:
+        raise ValueError(f"Invalid seed_start: {seed_start}; must be >= 0")
     build = PRESETS.get(name)
-    return [cfg for seed in range(seeds) for cfg in build(seed)]
+    return [cfg for seed in range(seed_start, seed_start + seeds) for cfg in build(seed)]
+
+
+def select_runs(configs: Sequence[RunConfig], names: Iterable[str]) -> list[RunConfig]:
+    """The runs of ``configs`` that ``names`` pick, in their order: a row label picks the rows of that label,
+    any other name the rows of that method (``"sgd"``: every full-precision row).
+
+    An unknown name raises :class:`KeyError` listing the labels and method names there are.
+    """
+    picked: set[str] = set()
+    for name in names:
+        match = {cfg.label for cfg in configs if cfg.label == name} or {
+            cfg.label for cfg in configs if cfg.method.name == name
+        }
+        if not match:
+            methods = dict.fromkeys(cfg.method.name for cfg in configs)
+            raise KeyError(
+                f"no row {name!r}; choose a label ({', '.join(dict.fromkeys(c.label for c in configs))}) "
+                f"or a method ({', '.join(methods)})"
+            )
+        picked |= match
+    return [cfg for cfg in configs if cfg.label in picked]

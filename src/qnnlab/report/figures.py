@@ -56,7 +56,7 @@ DIAGNOSTICS = [
 # panels that start on a log scale (they shrink by orders of magnitude)
 _LOG_SCALE = {"stationarity", "violation_max", "violation_mean", "grid_dist", "quant_error", "lr", "eps"}
 _BUILT_IN = {
-    *(f"{p}{s}_{m}" for p in ("", "q_") for s in ("train", "test") for m in ("loss", "acc")),
+    *(f"{p}{s}_{m}" for p in ("", "q_") for s in ("train", "val", "test") for m in ("loss", "acc")),
     *(name for name, _ in DIAGNOSTICS),
     "lr",
     "eps",

@@ -31,6 +31,7 @@ from qnnlab.experiments.compare import (
 from qnnlab.io import write_atomic
 from qnnlab.report.data import Comparison
 from qnnlab.report.figures import build_figures
+from qnnlab.report.sweep import sweep_section
 
 __all__ = ["pairwise_tables", "render_html", "results_table", "write_html"]
 
@@ -203,6 +204,7 @@ def render_html(c: Comparison, *, results_dir: str | Path = "", band: str = "se"
 {results_table(c)}
 {notes}
 {pairwise_section}
+{sweep_section(results_dir, c.name)}
 <h2>Figures</h2>
 {divs}
 <h2>Configs and versions</h2>

@@ -28,7 +28,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from qnnlab.config import RunConfig, load_config, validate_config
-from qnnlab.data import Data, get_dataset
+from qnnlab.data import Data, get_dataset, with_validation
 from qnnlab.methods import METHODS, build_optimizer
 from qnnlab.nn.models import build_model, param_groups
 from qnnlab.schedules import EpochScheduler, lr_scheduler
@@ -67,15 +67,18 @@ def _as_config(config: RunConfig | Mapping[str, Any] | str | Path, data: Data | 
 
 
 def _data(cfg: RunConfig, data: Data | None) -> Data:
+    """The data trained on, on ``cfg.device``, with the config's validation split carved from its training split."""
     if data is None:
         if cfg.data is None:
             raise ValueError("the config names no data set (data = None): pass data= to fit")
-        return load_dataset(cfg.data).to(cfg.device)
-    if not all(hasattr(data, a) for a in ("train_batches", "eval_batches", "steps_per_epoch", "task")):
+        data = load_dataset(cfg.data)
+    elif not all(hasattr(data, a) for a in ("train_batches", "eval_batches", "steps_per_epoch", "task")):
         raise TypeError(
             f"data must be a qnnlab.data.Dataset (Dataset.from_tensors, .from_datasets, .from_loaders) or another "
             f"qnnlab.data.Data, got {type(data).__name__}"
         )
+    if cfg.validation is not None:
+        data = with_validation(data, cfg.validation)
     return data.to(cfg.device)
 
 

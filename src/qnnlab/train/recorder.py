@@ -292,6 +292,10 @@ class Recorder:
         """The last epoch's metrics, the wall time, whether every ``Q(w)`` is on its grid, the gap to the optimum."""
         levels = get_grid(self.bits).levels()
         summary: dict[str, Any] = {**(self.history[-1] if self.history else {}), "wall_time": wall}
+        # the examples trained on (fewer than the data set's own n_train beside a validation split)
+        summary["n_train"] = self.data.n_train
+        if "val" in self.data.eval_splits:
+            summary["n_val"] = self.data.n_val
         summary["on_grid"] = all(bool(torch.isin(t, scales[n] * levels.to(t.device)).all()) for n, t in q.items())
         if self.optimum is not None:
             # the loss of Q(w) under the same definition as the enumerated optimum: the weights are on
