@@ -139,7 +139,6 @@ def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool, trac
     from qnnlab.data import DataError
     from qnnlab.experiments.compare import aggregate, compare, markdown_table
     from qnnlab.store import StoreError
-
     from qnnlab.train.distributed import is_rank_zero
     from qnnlab.train.loop import fit
 

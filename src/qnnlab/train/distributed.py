@@ -75,7 +75,7 @@ class Replicas:
 
     @classmethod
     def from_env(cls) -> Replicas:
-        """torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``, the process group initialized; one process without them."""
+        """torchrun's ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (the process group initialized); else one process."""
         if "WORLD_SIZE" not in os.environ:
             return cls()
         _init_process_group()
