@@ -171,6 +171,10 @@ def _digits() -> Preset:
     2 seeds). It holds ε = 1 for 10 epochs, then × 0.7 per epoch (floor 1e-4 from epoch 36).
     Stochastic BinaryConnect is left out: with batch norm and this initialization its
     rounded network stayed below 50 % (every lr tried, with and without the Glorot scale).
+
+    Bop (the BN parameters: the baselines' Adam step): γ = 1e-3, τ = 1e-6, the best ``q_val_loss``
+    (0.297, seed 0) on a stratified 20 % validation split over γ ∈ {1e-4, 1e-3, 1e-2} ×
+    τ ∈ {1e-8, 1e-6, 1e-4}; (1e-4, 1e-6) had the best validation accuracy (98.3 % against 97.9 %).
     """
     common = {
         "epochs": 40,
@@ -190,6 +194,7 @@ def _digits() -> Preset:
                 {"name": "askewsgd", "lr": 3e-2, "base": "adam", "alpha": 1.0, "eps": _eps(10, 0.7)},
                 schedule={"kind": "exponential", "final_lr": 1e-3},
             ),
+            row("bop", {"name": "bop", **adam, "gamma": 1e-3, "threshold": 1e-6}),
             *_untuned_rows(
                 adam_lr=3e-2,
                 sgd_lr=1e-3,
@@ -239,7 +244,8 @@ def _fashion_mlp() -> Preset:
     baselines' steps none ended within 0.05 of the grid and the rounded network scored 60 %;
     lr 3e-2 → 1e-3 gave 88.2 %, 1e-2 → 1e-3 88.5 %, seed 0). It holds ε = 1 for 2 epochs,
     then × 0.35 per epoch (ε ≈ 6.4e-4 in the last epoch: feasible weights have |w| ≥ 0.987).
-    Train metrics use a fixed 10k subset of the training set.
+    Train metrics use a fixed 10k subset of the training set. ``bop*`` takes the digits preset's
+    γ = 1e-3, τ = 1e-6 and the baselines' Adam step for the BN parameters (untuned here).
     """
     common = {
         "epochs": 10,
@@ -260,6 +266,7 @@ def _fashion_mlp() -> Preset:
                 {"name": "askewsgd", "lr": 1e-2, "base": "adam", "alpha": 1.0, "eps": _eps(2, 0.35)},
                 schedule={"kind": "exponential", "final_lr": 1e-3},
             ),
+            row("bop*", {"name": "bop", **adam, "gamma": 1e-3, "threshold": 1e-6}),
             *_untuned_rows(
                 adam_lr=1e-2,
                 sgd_lr=1e-3,
