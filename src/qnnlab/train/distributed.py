@@ -147,7 +147,7 @@ def own_draws(optimizer: Optimizer, seed: int) -> None:
     The draws' seed is the first 62-bit integer of ``seed``'s stream, so that they are not the
     numbers that initialized the model.
     """
-    device = optimizer.param_groups[0]["params"][0].device
+    device = next(p for group in optimizer.param_groups for p in group["params"]).device
     default = torch.cuda.default_generators[device.index or 0] if device.type == "cuda" else torch.default_generator
     start = int(torch.randint(2**62, (), generator=torch.Generator().manual_seed(seed)))
     own = {"state": torch.Generator(device).manual_seed(start).get_state(), "saved": None}
