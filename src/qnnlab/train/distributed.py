@@ -29,7 +29,7 @@ seed, and
 
 Batch norm normalizes each rank's slice by its own statistics (DDP's default; the running
 statistics used to evaluate are rank 0's), so a batch-norm model is not the single-process one;
-the per-iteration loss curve is rank 0's slice's. References: PyTorch's ``torchrun`` and
+the per-iteration loss curve is rank 0's slice's (weighted). References: PyTorch's ``torchrun`` and
 ``DistributedDataParallel`` (Li et al., "PyTorch Distributed", VLDB 2020, arXiv:2006.15704).
 """
 
