@@ -143,6 +143,9 @@ class RunConfig(Schema):
     validation: ValidationSplit | None = Field(
         None, description="a validation split carved from the training data, evaluated every epoch; None: none"
     )
+    checkpoint_every: int = Field(
+        1, ge=0, description="epochs between checkpoints (resume continues from the last); 0: only the final one"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
