@@ -5,7 +5,9 @@ device by the recorder), every parameter and every floating-point tensor of the 
 state are reduced to one flag each on the device, and the flags are read back in a single
 host sync (none per step). A non-finite value raises :class:`Diverged`, naming the epoch, the
 first mini-batch whose loss was not finite (when one was) and the first parameter (or
-optimizer state) holding a NaN or an infinity.
+optimizer state) holding a NaN or an infinity. An optimizer step that overflows outright (a
+hyperparameter beyond the parameters' dtype, ``lr = 1e300`` in float32, which torch refuses
+with a ``RuntimeError``) becomes the same one-line :class:`Diverged` (:func:`overflow`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-__all__ = ["Diverged", "check_finite"]
+__all__ = ["Diverged", "check_finite", "overflow"]
 
 
 class Diverged(ArithmeticError):
@@ -51,3 +53,20 @@ def check_finite(model: nn.Module, optimizer: Optimizer, losses: Sequence[Tensor
     what = broken[0] if broken else "the mini-batch loss"
     more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
     raise Diverged(f"diverged at epoch {epoch}{step}: {what} is not finite{more}")
+
+
+def overflow(err: RuntimeError, model: nn.Module, optimizer: Optimizer, epoch: int, step: int) -> Diverged | None:
+    """:class:`Diverged` for a ``RuntimeError`` of torch's float conversion overflowing in an optimizer step, naming
+    the first parameter whose group has a hyperparameter beyond its dtype's range; ``None`` for any other error."""
+    if "overflow" not in str(err):
+        return None
+    names = {id(p): n for n, p in model.named_parameters()}
+    what = "a value overflowed in the optimizer step"
+    for group in optimizer.param_groups:
+        first = group["params"][0]
+        big = [k for k, v in group.items() if isinstance(v, float) and abs(v) > torch.finfo(first.dtype).max]
+        if big:
+            name = names.get(id(first), "?")
+            what = f"{big[0]} = {group[big[0]]:g} overflows {first.dtype} in the step of parameter {name!r}"
+            break
+    return Diverged(f"diverged at epoch {epoch}, step {step}: {what}")

@@ -42,7 +42,7 @@ from qnnlab.store import RunStore
 from qnnlab.train.checkpoint import checkpoint_path, load_checkpoint, previous_run
 from qnnlab.train.enumerate import MAX_ENUM_DIM
 from qnnlab.train.evaluate import Metric
-from qnnlab.train.guard import Diverged
+from qnnlab.train.guard import Diverged, overflow
 from qnnlab.train.recorder import Recorder, RunResult, describe, versions
 from qnnlab.train.signals import terminate_as_interrupt
 
@@ -252,14 +252,20 @@ def _fit(
         if ckpt is None:
             recorder.log_epoch(0)
         for epoch in range(recorder.epoch + 1, cfg.epochs + 1):
-            train_epoch(
-                model,
-                optimizer,
-                lr,
-                data.train_batches(cfg.batch_size, order),
-                recorder.objective.loss,
-                recorder.log_batch,
-            )
+            try:
+                train_epoch(
+                    model,
+                    optimizer,
+                    lr,
+                    data.train_batches(cfg.batch_size, order),
+                    recorder.objective.loss,
+                    recorder.log_batch,
+                )
+            except RuntimeError as err:
+                diverged = overflow(err, model, optimizer, epoch, len(recorder.batch_losses))
+                if diverged is None:
+                    raise
+                raise diverged from None
             recorder.log_epoch(epoch)
             hyper.step()
             if every and epoch % every == 0 and epoch < cfg.epochs:

@@ -211,7 +211,7 @@ class Recorder:
         self.history: list[dict[str, float]] = []
         self.result: RunResult | None = None
         self.training_state = training_state
-        self._batch_losses: list[Tensor] = []
+        self.batch_losses: list[Tensor] = []  # the epoch's so far (log_batch)
         self._start = time.perf_counter()
         if checkpoint is not None:
             state = checkpoint["recorder"]
@@ -221,7 +221,7 @@ class Recorder:
     # -- per step and per epoch -------------------------------------------------------------
     def log_batch(self, loss: Tensor) -> None:
         """Keep one mini-batch loss (a device-side copy: no sync) for the epoch's ``batch_loss`` series."""
-        self._batch_losses.append(loss.detach())
+        self.batch_losses.append(loss.detach())
 
     def log_epoch(self, epoch: int | None = None) -> dict[str, float]:
         """Evaluate, record and return epoch ``epoch`` (default: the one after the last recorded, 0 first).
@@ -230,13 +230,13 @@ class Recorder:
         weights or the optimizer state are not all finite.
         """
         epoch = self.epoch + 1 if epoch is None else epoch
-        check_finite(self.model, self.optimizer, self._batch_losses, epoch)
+        check_finite(self.model, self.optimizer, self.batch_losses, epoch)
         metrics, series = self._measure()
         if self.store is not None:
             self.store.log_epoch(self.run_id, epoch, metrics, series)
         self.history.append(metrics)
         self.epoch = epoch
-        self._batch_losses = []
+        self.batch_losses = []
         if self.on_epoch is not None:
             self.on_epoch(epoch, metrics)
         return metrics
@@ -286,7 +286,7 @@ class Recorder:
         out.update(extra)
         edges = histogram_edges(grid).to(flat.device)
         hist = weight_histogram(flat / scale, edges)  # in grid units: fixed bins whatever the scales
-        batch_loss = torch.stack(self._batch_losses) if self._batch_losses else torch.empty(0)
+        batch_loss = torch.stack(self.batch_losses) if self.batch_losses else torch.empty(0)
         # .tolist() syncs with the device: once per epoch
         values = dict(zip(out, torch.stack(list(out.values())).tolist(), strict=True))
         values["lr"] = optimizer.param_groups[0]["lr"]
