@@ -152,7 +152,10 @@ def aggregate(results: Sequence[RunResult], *, keys: Sequence[PairKey | None] | 
             ]
             if got:
                 vals = [v for v, _ in got]
-                stats[key] = (statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
+                spread = (
+                    0.0 if len(vals) == 1 else statistics.stdev(vals) if all(map(math.isfinite, vals)) else math.nan
+                )
+                stats[key] = (statistics.fmean(vals), spread)
                 values[key] = {k: v for v, k in got if k is not None and math.isfinite(v)}
         rows.append(Row(label, len(runs) - diverged, stats, values, diverged=diverged))
     winners: dict[str, set[str]] = {}
