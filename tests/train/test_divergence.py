@@ -138,6 +138,11 @@ def test_a_comparison_goes_on_past_a_diverged_run_and_its_table_says_so(tmp_path
     lines = markdown_table(rows).splitlines()
     assert lines[2].startswith("| big | 0 (2 diverged) | diverged | diverged |") and "nan" not in lines[2]
     assert lines[3].startswith("| ok | 2 | 0.")
+    from qnnlab.report.data import load_comparison
+
+    report = load_comparison(tmp_path, "mix")  # the report lists them (render_html: "Diverged, left out: ...")
+    assert [m.label for m in report.methods] == ["ok"] and len(report.diverged) == 2
+    assert report.diverged[0].startswith("big (seed 0): diverged at epoch 1, step 1: lr = 1e+300")
 
 
 def test_non_finite_means_are_never_printed_as_nan_beside_numbers() -> None:
