@@ -33,10 +33,10 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from qnnlab.config import RunConfig, load_config, validate_config
+from qnnlab.config import ConfigError, RunConfig, check_sizes, load_config, validate_config
 from qnnlab.data import Data, get_dataset, with_validation
 from qnnlab.methods import METHODS, build_optimizer
-from qnnlab.nn.models import build_model, param_groups
+from qnnlab.nn.models import build_model, constrained_names, param_groups
 from qnnlab.schedules import EpochScheduler, lr_scheduler
 from qnnlab.store import RunStore
 from qnnlab.train.checkpoint import checkpoint_path, load_checkpoint, previous_run
@@ -86,6 +86,8 @@ def _data(cfg: RunConfig, data: Data | None) -> Data:
             f"data must be a qnnlab.data.Dataset (Dataset.from_tensors, .from_datasets, .from_loaders) or another "
             f"qnnlab.data.Data, got {type(data).__name__}"
         )
+    if cfg.data is not None:
+        check_sizes(cfg, data.n_train)  # a file-backed set's size is known only now
     if cfg.validation is not None:
         data = with_validation(data, cfg.validation)
     return data.to(cfg.device)
@@ -98,9 +100,31 @@ def _model(cfg: RunConfig, data: Data, model: nn.Module | None) -> tuple[nn.Modu
         if data.n_outputs is None:
             raise ValueError(f"model {cfg.model.name!r} needs the data's n_outputs: pass n_outputs= with the data")
         model = build_model(cfg.model, data.input_shape, data.n_outputs)
+        _probe(cfg, model, data.input_shape)
+    if not constrained_names(model, cfg.model.keep_fp):
+        raise ConfigError(
+            f"model.keep_fp = {list(cfg.model.keep_fp)}: leaves no quantized parameter in model {cfg.model.name!r}"
+        )
     small = sum(p.numel() for p in model.parameters()) <= MAX_ENUM_DIM
     plain = copy.deepcopy(model) if small else None
     return _prepared(cfg, model).to(cfg.device), plain
+
+
+def _probe(cfg: RunConfig, model: nn.Module, input_shape: Sequence[int]) -> None:
+    """:class:`ConfigError` unless ``model`` takes one input of ``input_shape`` (a ResNet on vector data does not)."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"model {cfg.model.name!r} cannot take the inputs of data set {cfg.data.name!r} (shape "
+            f"{tuple(input_shape)}): {first}"
+        ) from None
+    finally:
+        model.train(was)
 
 
 def _recorded_config(cfg: RunConfig, model: nn.Module | None, data: Data | None) -> dict[str, Any]:
