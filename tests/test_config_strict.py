@@ -167,3 +167,8 @@ def test_a_device_named_in_the_file_is_checked_as_the_flag_is(tmp_path: Path, de
     if (device == "cuda" and torch.cuda.is_available()) or (device == "mps" and torch.backends.mps.is_available()):
         pytest.skip(f"this machine has {device}")
     _run(tmp_path, {**BASE, "device": device}, f"c.toml: device = '{device}': this torch build sees no")
+
+
+def test_sizes_no_machine_can_allocate_are_one_line(tmp_path: Path) -> None:
+    huge = {**BASE, "data": {"name": "logistic", "n_train": 10**14, "n_test": 100}}
+    _run(tmp_path, huge, "cannot allocate memory for the run (4,000,000,000,004,000 bytes for one tensor)")

@@ -164,6 +164,10 @@ def _train(
         _fail(str(err))
     except OSError as err:  # a checkpoint that cannot be written, a full disk, ...
         _fail(describe_os_error(err))
+    except (MemoryError, RuntimeError) as err:
+        if (why := _allocation_failure(err)) is None:
+            raise
+        _fail(why)
     except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, SIGHUP: the run is marked interrupted
         signal = err.signal if isinstance(err, Interrupted) else "SIGINT"
         err_console.print(
@@ -186,6 +190,18 @@ def _train(
             err_console.print(f"[bold red]error:[/] {escape(r.error or '')}", highlight=False, soft_wrap=True)
     if any(r.status == "diverged" for r in out):
         raise typer.Exit(1)
+
+
+def _allocation_failure(err: BaseException) -> str | None:
+    """One line for a tensor too large to allocate (data sizes or model widths no machine holds); else ``None``."""
+    import re
+
+    text = str(err)
+    if not isinstance(err, MemoryError) and "allocate" not in text:
+        return None
+    size = re.search(r"allocate (\d+) bytes", text)
+    what = f" ({int(size[1]):,} bytes for one tensor)" if size else ""
+    return f"cannot allocate memory for the run{what}: check the data sizes (n_train, n_test) and the model's widths"
 
 
 def _configure(

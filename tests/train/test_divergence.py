@@ -166,3 +166,14 @@ def test_json_written_is_strict_nan_and_infinity_are_null(tmp_path: Path) -> Non
         series = store._db.execute("SELECT data FROM series").fetchone()[0]
     assert json.loads(raw) == {"q_test_acc": 0.5, "q_train_loss": None} and "NaN" not in raw
     assert series == "[null, 1.0]"
+
+
+def test_export_refuses_a_checkpoint_with_a_flipped_byte(tmp_path: Path) -> None:
+    result = fit(CFG, results=tmp_path)
+    path = checkpoint_path(tmp_path, result.run_id)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(result.weights["weight"].numpy().tobytes())
+    raw[at + 2] ^= 0x01  # one bit of one continuous weight
+    path.write_bytes(bytes(raw))
+    fails_cleanly(["export", path, "--out", tmp_path / "x.qnn"], "run-1.pt: damaged (its SHA-256 digest does not match")
+    assert not (tmp_path / "x.qnn").exists()
