@@ -22,7 +22,12 @@ __all__ = ["Diverged", "check_finite", "overflow"]
 
 
 class Diverged(ArithmeticError):
-    """A run whose loss, weights or optimizer state stopped being finite; ``str()`` is one line."""
+    """A run whose loss, weights or optimizer state stopped being finite; ``str()`` is one line; ``run_id``: its
+    run in the store (``None`` until :func:`qnnlab.fit` knows it)."""
+
+    def __init__(self, message: str, run_id: int | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 def check_finite(model: nn.Module, optimizer: Optimizer, losses: Sequence[Tensor], epoch: int) -> None:

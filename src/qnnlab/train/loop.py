@@ -300,7 +300,7 @@ def _fit(
         if tracker is not None:
             tracker.close({}, failed=True)
         if isinstance(err, Diverged):
-            raise Diverged(_diverged_message(recorder.run_id, cfg, err, store)) from None
+            raise Diverged(_diverged_message(recorder.run_id, cfg, err, store), recorder.run_id) from None
         raise
     result = replace(recorder.finish(), config=cfg)
     if tracker is not None:
@@ -339,7 +339,8 @@ def _diverged_message(run_id: int | None, cfg: RunConfig, err: Diverged, store: 
 def _stored_result(store: RunStore, row: Mapping[str, Any], cfg: RunConfig) -> RunResult:
     """A finished run as the store holds it (resume skips it); a diverged one raises :class:`Diverged` again."""
     if row["status"] == "diverged":
-        raise Diverged(f"run {row['id']} ({cfg.label}, seed {cfg.seed}) {(row['summary'] or {}).get('error', '')}")
+        error = (row["summary"] or {}).get("error", "diverged")
+        raise Diverged(f"run {row['id']} ({cfg.label}, seed {cfg.seed}) {error}", row["id"])
     history = store.history(row["id"])
     result = RunResult(row["label"], cfg, row["summary"], [history[e] for e in sorted(history)], row["id"])
     path = checkpoint_path(store.dir, row["id"])
