@@ -505,7 +505,7 @@ def load_record(results: str | Path, name: str) -> SweepRecord | None:
 def _score(run: dict[str, Any], history: dict[int, dict[str, float]], metric: str, mode: str, at: str) -> float:
     """The run's metric at its last epoch, or its best over epochs 1..; a NaN or a diverged run counts as the worst."""
     worst = math.inf if mode == "min" else -math.inf
-    if run["status"] == "diverged":
+    if run.get("status") == "diverged":
         return worst
     values = [history[e].get(metric) for e in sorted(history) if e >= 1]
     if not values or values[-1] is None:
