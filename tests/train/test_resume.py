@@ -193,3 +193,15 @@ def test_the_digest_covers_names_dtypes_shapes_and_values() -> None:
     ]
     assert len({digest(base), *map(digest, variants)}) == 5
     assert digest(base) == digest({**base, "sha256": "anything"})
+
+
+def test_a_run_still_running_elsewhere_is_not_resumed_twice(tmp_path: Path) -> None:
+    from cli_check import fails_cleanly
+
+    config = tmp_path / "c.toml"
+    config.write_text(TOML.replace("epochs = 20", "epochs = 2").replace("[10]", "[1]"))
+    CliRunner().invoke(app, ["run", str(config), "-o", str(tmp_path / "r"), "-q"])
+    with RunStore(tmp_path / "r") as store:  # as if this (live) process were still training it
+        store._db.execute("UPDATE runs SET status = 'running', pid = ?", (os.getpid(),))
+    line = fails_cleanly(["run", config, "-o", tmp_path / "r", "-q", "--resume"], "run 1 (askewsgd, seed 0)")
+    assert f"is still running (pid {os.getpid()} on " in line

@@ -261,9 +261,10 @@ def _unfinished(path: Path, ckpt: Mapping[str, Any]) -> str:
             row = next((r for r in store.runs() if r["id"] == int(match[1])), None)
         if row is not None:
             status, error = row["status"], (row["summary"] or {}).get("error", "")
-    detail = f" ({error})" if status == "diverged" and error else ""
+    if status == "diverged":
+        return f"{path}: the run diverged ({error or 'not finite'}); nothing to export"
     return (
-        f"{path}: the run {status}{detail}; this checkpoint of epoch {ckpt.get('epoch')} is not a finished run "
+        f"{path}: the run {status}; this checkpoint of epoch {ckpt.get('epoch')} is not a finished run "
         "(resume it with --resume first)"
     )
 

@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.torch_version import TorchVersion
 
 from qnnlab.io import atomic_file, dumps_json
-from qnnlab.store import RunStore
+from qnnlab.store import RunStore, StoreError
 
 __all__ = ["CheckpointError", "checkpoint_path", "digest", "load_checkpoint", "previous_run", "save_checkpoint"]
 
@@ -103,7 +103,8 @@ def _identity(config: Mapping[str, Any]) -> Any:
 
 def previous_run(store: RunStore, comparison: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
     """The last run of ``comparison`` in ``store`` recorded with ``config`` (as stored; ``checkpoint_every``
-    aside), or ``None``. A run still ``running`` in a live process raises ``ValueError``: it is not resumed twice."""
+    aside), or ``None``. A run still ``running`` in a live process raises :class:`StoreError`: it is not resumed
+    twice."""
     wanted = _identity(config)
     found = [r for r in store.runs(comparison) if _identity(r["config"]) == wanted]
     if not found:
@@ -111,7 +112,7 @@ def previous_run(store: RunStore, comparison: str, config: Mapping[str, Any]) ->
     last = found[-1]
     if last["status"] == "running":
         where = f"pid {last.get('pid')} on {last.get('host')}" if last.get("pid") is not None else "another process"
-        raise ValueError(
+        raise StoreError(
             f"{store.path}: run {last['id']} ({last['label']}, seed {last['seed']}) is still running ({where})"
         )
     return last
