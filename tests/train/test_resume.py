@@ -199,7 +199,7 @@ def test_a_run_still_running_elsewhere_is_not_resumed_twice(tmp_path: Path) -> N
     from cli_check import fails_cleanly
 
     config = tmp_path / "c.toml"
-    config.write_text(TOML.replace("epochs = 20", "epochs = 2").replace("[10]", "[1]"))
+    config.write_text(TOML.replace("epochs = 20", "epochs = 4").replace("[10]", "[1]"))
     CliRunner().invoke(app, ["run", str(config), "-o", str(tmp_path / "r"), "-q"])
     with RunStore(tmp_path / "r") as store:  # as if this (live) process were still training it
         store._db.execute("UPDATE runs SET status = 'running', pid = ?", (os.getpid(),))
