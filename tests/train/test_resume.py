@@ -205,3 +205,19 @@ def test_a_run_still_running_elsewhere_is_not_resumed_twice(tmp_path: Path) -> N
         store._db.execute("UPDATE runs SET status = 'running', pid = ?", (os.getpid(),))
     line = fails_cleanly(["run", config, "-o", tmp_path / "r", "-q", "--resume"], "run 1 (askewsgd, seed 0)")
     assert f"is still running (pid {os.getpid()} on " in line
+
+
+def test_compare_resume_skips_the_finished_runs(tmp_path: Path) -> None:
+    args = ["compare", "logistic", "--methods", "sgd", "--seeds", "2", "--epochs", "2", "-o", str(tmp_path), "-q"]
+    args += ["--set", "data.n_train=200", "--set", "data.n_test=100", "--set", "batch_size=50"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    with RunStore(tmp_path) as store:  # as if the second seed had been killed mid-run
+        store._db.execute("UPDATE runs SET status = 'interrupted' WHERE seed = 1")
+    again = CliRunner().invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0, again.output
+    with RunStore(tmp_path) as store:
+        runs = [(r["id"], r["seed"], r["status"]) for r in store.runs()]
+    assert len(runs) >= 2 and {seed for _, seed, _ in runs} == {0, 1}
+    assert [r[0] for r in runs] == list(range(1, len(runs) + 1)) and {r[2] for r in runs} == {"done"}  # none added
+    assert "sgd" in again.output
