@@ -3,7 +3,9 @@
 Flags become validated configs before any training starts (``--set FIELD=VALUE``,
 ``--methods``, ``--epochs``, ``--seed-start`` through :func:`qnnlab.config.override`); a bad
 config, value or name prints one line naming the field and the allowed values, and exits
-with status 2. Progress bars
+with status 2. A run that diverges prints one line naming the epoch, the step and the
+parameter (exit status 1, after the table of the others); SIGINT, SIGTERM and SIGHUP mark the
+run ``interrupted`` (exit status 130, 143, 129) and ``--resume`` continues it. Progress bars
 (runs, seeds, the methods of the current seed, epochs, each with its ETA) go to stderr only
 when it is a terminal, not in CI and not with ``--quiet``.
 """
@@ -26,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from qnnlab.config import ConfigError, RunConfig, load_config, parse_overrides
-from qnnlab.io import describe_os_error, write_atomic
+from qnnlab.io import describe_os_error, dumps_json, write_atomic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train and compare quantized neural networks.")
 # a wide table when piped (rich falls back to 80 columns off a terminal)
@@ -53,6 +55,10 @@ MethodsOpt = Annotated[
 ]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="epochs of every run")]
 SeedStartOpt = Annotated[int | None, typer.Option("--seed-start", help="first training seed")]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option("--resume", help="skip the runs already finished in RESULTS; continue interrupted ones"),
+]
 MAX_SEEDS = 1000  # already 12,000 runs of the logistic preset
 
 
@@ -135,12 +141,21 @@ def _with_trackers(configs: list[RunConfig], track: list[str] | None) -> list[Ru
     return configs
 
 
-def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool, track: list[str] | None = None) -> None:
+def _train(
+    configs: list[RunConfig],
+    results: Path,
+    name: str,
+    quiet: bool,
+    track: list[str] | None = None,
+    resume: bool = False,
+) -> None:
     from qnnlab.data import DataError
     from qnnlab.experiments.compare import aggregate, compare, markdown_table
     from qnnlab.store import StoreError
+    from qnnlab.train.checkpoint import CheckpointError
     from qnnlab.train.distributed import is_rank_zero
     from qnnlab.train.loop import fit
+    from qnnlab.train.signals import Interrupted
 
     configs = _with_trackers(configs, track)
     writes = is_rank_zero()  # under torchrun the other ranks train in step with rank 0, which records
@@ -148,13 +163,26 @@ def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool, trac
     try:
         with progress or nullcontext():
             if writes:
-                out = compare(configs, results, name, on_run=_epoch_bars(progress, configs))
+                out = compare(configs, results, name, on_run=_epoch_bars(progress, configs), resume=resume)
             else:
                 out = [fit(cfg) for cfg in configs]
-    except (DataError, StoreError) as err:
+    except (ConfigError, CheckpointError, DataError, StoreError) as err:
         _fail(str(err))
     except OSError as err:  # a checkpoint that cannot be written, a full disk, ...
         _fail(describe_os_error(err))
+    except (MemoryError, RuntimeError) as err:
+        if (why := _allocation_failure(err)) is None:
+            raise
+        _fail(why)
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, SIGHUP: the run is marked interrupted
+        signal = err.signal if isinstance(err, Interrupted) else "SIGINT"
+        err_console.print(
+            f"[bold red]interrupted:[/] {signal}; the run is marked interrupted in {escape(str(results))};"
+            " continue with --resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit({"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}.get(signal, 130)) from None
     if not writes:
         return
     rows = aggregate(out)
@@ -165,6 +193,23 @@ def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool, trac
         _fail(describe_os_error(err))
     if not quiet:
         console.print(f"runs and per-epoch metrics: {results / 'qnnlab.sqlite'}; table: {results / (name + '.md')}")
+    for r in out:
+        if r.status == "diverged":
+            err_console.print(f"[bold red]error:[/] {escape(r.error or '')}", highlight=False, soft_wrap=True)
+    if any(r.status == "diverged" for r in out):
+        raise typer.Exit(1)
+
+
+def _allocation_failure(err: BaseException) -> str | None:
+    """One line for a tensor too large to allocate (data sizes or model widths no machine holds); else ``None``."""
+    import re
+
+    text = str(err)
+    if not isinstance(err, MemoryError) and "allocate" not in text:
+        return None
+    size = re.search(r"allocate (\d+) bytes", text)
+    what = f" ({int(size[1]):,} bytes for one tensor)" if size else ""
+    return f"cannot allocate memory for the run{what}: check the data sizes (n_train, n_test) and the model's widths"
 
 
 def _configure(
@@ -204,6 +249,9 @@ def _configure(
             raise ConfigError(f"{where}: {err}") from None
     if device is not None:  # a valid name by now
         _check_device(device)
+    for (where, _), cfg in zip(configs, out, strict=True):
+        if cfg.device != "cpu" and cfg.device != device:  # named in the file: checked as --device is
+            _check_device(cfg.device, f"{where}: device = {cfg.device!r}")
     return out
 
 
@@ -219,18 +267,20 @@ def _seeded(configs: list[RunConfig], seeds: int, seed_start: int | None) -> lis
     return [cfg.with_(seed=s + i) for i in range(seeds) for cfg, s in zip(configs, start, strict=True)]
 
 
-def _check_device(device: str) -> None:
-    """:class:`ConfigError` unless torch can use ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``mps``) here."""
+def _check_device(device: str, where: str | None = None) -> None:
+    """:class:`ConfigError` unless torch can use ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``mps``) here;
+    the message starts with ``where`` (default ``--device DEVICE``)."""
     import torch
 
+    where = where or f"--device {device}"
     if device.startswith("cuda"):
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ConfigError(f"--device {device}: this torch build sees no CUDA device")
+            raise ConfigError(f"{where}: this torch build sees no CUDA device")
         if int(device.partition(":")[2] or 0) >= count:
-            raise ConfigError(f"--device {device}: no such device; this machine has cuda:0 to cuda:{count - 1}")
+            raise ConfigError(f"{where}: no such device; this machine has cuda:0 to cuda:{count - 1}")
     elif device == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("--device mps: this torch build sees no MPS device (Apple silicon only)")
+        raise ConfigError(f"{where}: this torch build sees no MPS device (Apple silicon only)")
 
 
 @app.command()
@@ -250,6 +300,7 @@ def run(
     track: TrackOpt = None,
     device: DeviceOpt = None,
     data_dir: DataDirOpt = None,
+    resume: ResumeOpt = False,
 ) -> None:
     """Train the runs described by TOML configs, as one comparison."""
     try:
@@ -258,7 +309,8 @@ def run(
         cfgs = _seeded(cfgs, seeds, seed_start)
     except ConfigError as err:
         _fail(str(err))
-    _train(cfgs, results, comparison or "+".join(dict.fromkeys(path.stem for path in configs)), quiet, track)
+    name = comparison or "+".join(dict.fromkeys(path.stem for path in configs))
+    _train(cfgs, results, name, quiet, track, resume)
 
 
 @app.command()
@@ -274,6 +326,7 @@ def compare(
     track: TrackOpt = None,
     device: DeviceOpt = None,
     data_dir: DataDirOpt = None,
+    resume: ResumeOpt = False,
 ) -> None:
     """Train every method of a preset over several seeds and print the comparison table."""
     from qnnlab.experiments.presets import preset_runs
@@ -287,7 +340,7 @@ def compare(
         configs = _configure(rows, sets=sets, methods=methods, epochs=epochs, device=device, data_dir=data_dir)
     except (KeyError, ValueError) as err:
         _fail(str(err).strip("'\""))
-    _train(configs, results, preset, quiet, track)
+    _train(configs, results, preset, quiet, track, resume)
 
 
 @app.command()
@@ -358,7 +411,7 @@ def sweep(
         score = "—" if best.score is None else f"{best.score:.6g}"
         table.add_row(escape(m.label), str(len(m.trials)), f"#{best.trial}", score, escape(fields))
     console.print(table)
-    rows = aggregate([_Stored(r["label"], r["summary"]) for r in final])
+    rows = aggregate([_Stored(r["label"], r["summary"], r["status"]) for r in final])
     seeds_text = f"{record.seeds[0]}..{record.seeds[-1]}" if len(record.seeds) > 1 else str(record.seeds[0])
     _print_table(rows, f"{s.name}: the best configuration per method, seeds {seeds_text}, reported on test", s.name)
     try:
@@ -375,6 +428,7 @@ def sweep(
 class _Stored(NamedTuple):
     label: str
     summary: dict
+    status: str = "done"
 
 
 REPORT_FORMATS = ("html", "png", "pdf")
@@ -531,8 +585,6 @@ def summary(
     A .qnn file written without a run config (qnnlab.export_model) has no known architecture:
     it is listed tensor by tensor.
     """
-    import json
-
     from qnnlab.packed import summary_of
 
     try:
@@ -542,7 +594,7 @@ def summary(
     except OSError as err:
         _fail(describe_os_error(err))
     if as_json:
-        typer.echo(json.dumps(s.to_dict(), indent=2))
+        typer.echo(dumps_json(s.to_dict(), indent=2))
         return
     if s.layers:
         console.print(_layer_table(s, f"{target}: parameters, packed bytes and MACs per layer"))

@@ -1,7 +1,11 @@
 """Run configuration: pydantic models, TOML loading, and one-line validation errors.
 
 A run is one method trained on one data set with one seed. Every table forbids unknown
-keys; every number carries its allowed range; errors name the field and what is allowed.
+keys; every number carries its allowed range; nothing is coerced (``epochs = true`` and
+``lr = "0.5"`` are errors) and every float is finite; errors name the field and what is
+allowed. Sizes that depend on the data (``batch_size``, ``eval_train`` against ``n_train``)
+are checked here when the config states the size, else once the data are loaded
+(:func:`check_sizes`).
 The ``data``, ``model`` and ``method`` tables are validated against the schema registered
 under their ``name`` (:func:`qnnlab.register_dataset`, :func:`qnnlab.register_model`,
 :func:`qnnlab.register_method`; each schema lives beside its loader, builder or optimizer), so
@@ -59,6 +63,7 @@ from qnnlab.nn.models import (
     ResNet18Model,
     ResNet20Model,
 )
+from qnnlab.quant.scales import SAWB_COEFFICIENTS
 from qnnlab.registry import Schema, load_plugins, registered
 from qnnlab.schedules import Schedule, constant, exponential, inverse_power, step_decay
 
@@ -80,6 +85,7 @@ __all__ = [
     "RunConfig",
     "TwoMoonsData",
     "ValidationSplit",
+    "check_sizes",
     "format_validation_error",
     "load_config",
     "override",
@@ -122,8 +128,8 @@ ScheduleConfig = Annotated[
 
 
 class RunConfig(Schema):
-    label: str = Field("", description="row name in tables; defaults to the method name")
-    seed: int = Field(0, ge=0, description="training seed: initialization, data order, sampling")
+    label: str = Field("", description="row name in tables (no newline, no '|'); defaults to the method name")
+    seed: int = Field(0, ge=0, lt=2**63, description="training seed: initialization, data order, sampling")
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(100, ge=1)
     bits: int = Field(1, ge=1, description="grid the weights are judged on")
@@ -143,11 +149,26 @@ class RunConfig(Schema):
     validation: ValidationSplit | None = Field(
         None, description="a validation split carved from the training data, evaluated every epoch; None: none"
     )
+    checkpoint_every: int = Field(
+        1, ge=0, description="epochs between checkpoints (resume continues from the last); 0: only the final one"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
         if not self.label:
             object.__setattr__(self, "label", self.method.name)
+        if bad := [c for c in ("\n", "\r", "|") if c in self.label]:
+            raise ValueError(f"label {self.label!r}: must not contain {bad[0]!r} (it names a row of the tables)")
+        grids = [1, *sorted(b for b, zero in SAWB_COEFFICIENTS if zero)]
+        if self.bits not in grids and getattr(self.method, "sawb", None) is None:
+            raise ValueError(
+                f"bits = {self.bits}: no SAWB coefficients for its k-bit grid's scale; allowed: "
+                + ", ".join(map(str, grids))
+            )
+        if isinstance(self.schedule, StepSchedule) and (
+            late := [m for m in self.schedule.milestones if m >= self.epochs]
+        ):
+            raise ValueError(f"schedule.milestones: {late[0]} is not < epochs ({self.epochs}), so it would never apply")
         allowed = METHODS.get(self.method.name).bits
         if allowed is not None and self.bits not in allowed:
             raise ValueError(
@@ -168,18 +189,8 @@ class RunConfig(Schema):
         if freeze is not None and freeze >= self.epochs:
             raise ValueError(f"method.freeze_epoch ({freeze}) must be < epochs ({self.epochs}) so that it happens")
         n_train = getattr(self.data, "n_train", None)
-        if n_train is not None and self.validation is not None:
-            n_val = self.validation.count(n_train)
-            if n_val >= n_train:
-                raise ValueError(f"validation.size ({self.validation.size}) must leave some of the {n_train} examples")
-            n_train -= n_val
-            if self.batch_size > n_train:
-                raise ValueError(
-                    f"batch_size ({self.batch_size}) must be <= the {n_train} training examples left beside "
-                    f"the {n_val} of the validation split"
-                )
-        if n_train is not None and self.batch_size > n_train:
-            raise ValueError(f"batch_size ({self.batch_size}) must be <= data.n_train ({n_train})")
+        if n_train is not None:
+            check_sizes(self, n_train, error=ValueError)
         return self
 
     def steps_per_epoch(self, n_train: int | None = None) -> int:
@@ -220,6 +231,25 @@ class RunConfig(Schema):
 
 class ConfigError(ValueError):
     """A config that failed validation; ``str()`` is one line naming the fields."""
+
+
+def check_sizes(cfg: RunConfig, n_train: int, *, error: type[Exception] = ConfigError) -> None:
+    """Raise ``error`` unless ``cfg``'s validation split, ``batch_size`` and ``eval_train`` fit ``n_train`` examples
+    (the data set's training split, before the validation split is carved from it)."""
+    if cfg.validation is not None:
+        n_val = cfg.validation.count(n_train)
+        if n_val >= n_train:
+            raise error(f"validation.size ({cfg.validation.size}) must leave some of the {n_train} examples")
+        n_train -= n_val
+        if cfg.batch_size > n_train:
+            raise error(
+                f"batch_size ({cfg.batch_size}) must be <= the {n_train} training examples left beside "
+                f"the {n_val} of the validation split"
+            )
+    if cfg.batch_size > n_train:
+        raise error(f"batch_size ({cfg.batch_size}) must be <= data.n_train ({n_train})")
+    if cfg.eval_train is not None and cfg.eval_train > n_train:
+        raise error(f"eval_train ({cfg.eval_train}) must be <= the {n_train} training examples")
 
 
 # the union whose tag pydantic puts in the path ("schedule.step.factor")

@@ -1,21 +1,27 @@
-"""File writes that are atomic, and OS errors as one line naming the path.
+"""File writes that are atomic, JSON that is valid, and OS errors as one line naming the path.
 
 An atomic write goes to a temporary file of its own (a unique name beside the target, so that
 concurrent writers never share one), is flushed to disk, then renamed over the target in one
 step: a reader sees the old file or the new one, never a part of either. Errors name the
 target, not the temporary file, which is removed.
+
+JSON written by qnnlab (the store's summaries and series, ``--json`` output, sweep records) is
+strict JSON: a NaN or an infinity is written as ``null`` (:func:`dumps_json`), never as the
+bare ``NaN``/``Infinity`` that other parsers reject.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["atomic_file", "describe_os_error", "write_atomic"]
+__all__ = ["atomic_file", "describe_os_error", "dumps_json", "finite_or_none", "write_atomic"]
 
 
 @contextmanager
@@ -55,3 +61,19 @@ def describe_os_error(err: OSError) -> str:
     if err.filename is None or err.strerror is None:
         return str(err)
     return f"{err.filename}: {err.strerror[0].lower()}{err.strerror[1:]}"
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf) replaced by ``None``, through dicts, lists and tuples."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def dumps_json(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`finite_or_none` of ``value``, with ``allow_nan=False``: valid JSON, NaN as ``null``."""
+    return json.dumps(finite_or_none(value), allow_nan=False, **kwargs)

@@ -12,9 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, SerializeAsAny, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainValidator,
+    SerializeAsAny,
+    create_model,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 __all__ = ["PLUGIN_GROUP", "Registry", "Schema", "load_plugins", "named_schema", "registered"]
@@ -25,9 +32,26 @@ PLUGIN_GROUP = "qnnlab.plugins"
 
 
 class Schema(BaseModel):
-    """A config table: unknown keys are errors, values are immutable (and hashable)."""
+    """A config table: unknown keys are errors, values are immutable (and hashable), nothing is coerced (strict:
+    ``true`` or ``"0.5"`` is no number; an array may stand for a tuple) and every float is finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arrays_as_tuples(cls, data: Any) -> Any:
+        """A TOML or JSON array for a tuple field (strict mode takes only a tuple)."""
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        return {
+            k: tuple(v)
+            if isinstance(v, list)
+            and k in fields
+            and any(get_origin(t) is tuple for t in (fields[k].annotation, *get_args(fields[k].annotation)))
+            else v
+            for k, v in data.items()
+        }
 
 
 class Registry(Generic[T]):

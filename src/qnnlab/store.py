@@ -11,13 +11,22 @@
 
 The database is in WAL mode and each epoch is written in its own transaction, so a crash
 loses nothing already recorded and readers (reports, queries) can open the file while a
-run is writing to it.
+run is writing to it. JSON columns are strict JSON: a non-finite number is ``null``, as is a
+non-finite metric value (SQLite stores a NaN ``REAL`` as ``NULL``).
+
+A run's ``status`` is ``running``, ``done``, ``failed`` (an error), ``interrupted`` (a signal,
+Ctrl-C) or ``diverged`` (:mod:`qnnlab.train.guard`). Each run records the ``pid`` and ``host`` of
+the process training it: :meth:`RunStore.runs` shows a ``running`` run whose process is gone
+(on this host, that pid no longer alive: a ``kill -9``, a crash) as ``interrupted``. A store
+made before these statuses existed is migrated when opened for writing (its ``runs`` table
+rebuilt in one transaction) and read as is when opened read-only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,11 +34,12 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from qnnlab.io import describe_os_error
+from qnnlab.io import describe_os_error, dumps_json
 
-__all__ = ["DB_NAME", "RunStore", "StoreError"]
+__all__ = ["DB_NAME", "STATUSES", "RunStore", "StoreError"]
 
 DB_NAME = "qnnlab.sqlite"
+STATUSES = ("running", "done", "failed", "interrupted", "diverged")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -41,10 +51,12 @@ CREATE TABLE IF NOT EXISTS runs (
     data_seed INTEGER,
     config TEXT NOT NULL,
     versions TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted', 'diverged')),
     started REAL NOT NULL,
     finished REAL,
-    summary TEXT
+    summary TEXT,
+    pid INTEGER,
+    host TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -75,9 +87,14 @@ def _columns(db: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
 
+# columns added since the first stores were made: an older store lacks them until migrated
+_ADDED = {"runs": {"pid", "host"}}
+
+
 def _check_schema(db: sqlite3.Connection, path: Path) -> None:
     """:class:`StoreError` unless ``db`` has a ``runs`` table and each store table it has holds (at least)
-    the columns of :data:`_SCHEMA`; a table added since the store was made may be missing."""
+    the columns of :data:`_SCHEMA`; a table or a column (:data:`_ADDED`) added since the store was made
+    may be missing."""
     with closing(sqlite3.connect(":memory:")) as expected:
         expected.executescript(_SCHEMA)
         columns = {table: _columns(expected, table) for table in sorted(_tables(expected))}
@@ -86,10 +103,49 @@ def _check_schema(db: sqlite3.Connection, path: Path) -> None:
     if "runs" not in present:
         raise StoreError(f"{path}: not a qnnlab run store (no table 'runs'; tables: {found})")
     for table, names in columns.items():
-        if table in present and (missing := names - _columns(db, table)):
+        if table in present and (missing := names - _ADDED.get(table, set()) - _columns(db, table)):
             raise StoreError(
                 f"{path}: not a qnnlab run store (table {table!r} lacks {', '.join(sorted(missing))}; tables: {found})"
             )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Rebuild an older ``runs`` table (without the ``interrupted``/``diverged`` statuses, ``pid``, ``host``)
+    as :data:`_SCHEMA` has it, in one transaction; called before foreign keys are enforced."""
+    (sql,) = db.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'runs'").fetchone()
+    if "'diverged'" in sql:
+        return
+    old = ", ".join(sorted(_columns(db, "runs")))
+    create = _SCHEMA.split(";")[0].replace("IF NOT EXISTS runs", "_runs_new")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(create)
+        db.execute(f"INSERT INTO _runs_new ({old}) SELECT {old} FROM runs")
+        db.execute("DROP TABLE runs")
+        db.execute("ALTER TABLE _runs_new RENAME TO runs")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def _status(row: Mapping[str, Any]) -> str:
+    """The stored status, except ``interrupted`` for a ``running`` run whose process on this host is gone."""
+    pid, host = row.get("pid"), row.get("host")
+    if row["status"] == "running" and pid is not None and host == socket.gethostname() and not _alive(pid):
+        return "interrupted"
+    return row["status"]
 
 
 class RunStore:
@@ -120,6 +176,7 @@ class RunStore:
         try:
             if _tables(db):  # an existing store (never another program's database: checked before any write)
                 _check_schema(db, self.path)
+                _migrate(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -178,17 +235,19 @@ class RunStore:
         method, data = config.get("method") or {}, config.get("data") or {}
         with self._transaction() as db:
             cur = db.execute(
-                "INSERT INTO runs (comparison, label, method, seed, data_seed, config, versions, status, started)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                "INSERT INTO runs (comparison, label, method, seed, data_seed, config, versions, status, started,"
+                " pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
                 (
                     comparison,
                     config.get("label") or method.get("name", ""),
                     method.get("name", ""),
                     config.get("seed", 0),
                     data.get("seed"),
-                    json.dumps(config, sort_keys=True),
-                    json.dumps(dict(versions), sort_keys=True),
+                    dumps_json(config, sort_keys=True),
+                    dumps_json(dict(versions), sort_keys=True),
                     time.time(),
+                    os.getpid(),
+                    socket.gethostname(),
                 ),
             )
         return int(cur.lastrowid)
@@ -208,23 +267,33 @@ class RunStore:
             )
             db.executemany(
                 "INSERT OR REPLACE INTO series (run_id, epoch, name, data) VALUES (?, ?, ?, ?)",
-                [(run_id, epoch, k, json.dumps(list(v))) for k, v in (series or {}).items()],
+                [(run_id, epoch, k, dumps_json(list(v))) for k, v in (series or {}).items()],
             )
 
-    def resume_run(self, run_id: int) -> int:
-        """Mark run ``run_id`` running again (a resumed training); returns its last recorded epoch (−1: none)."""
+    def resume_run(self, run_id: int, *, after: int | None = None) -> int:
+        """Mark run ``run_id`` running again (a resumed training) by this process; returns its last recorded epoch
+        (−1: none). With ``after``, the epochs recorded after it are deleted first (they are trained again)."""
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                 raise ValueError(f"{self.path}: no run {run_id} to resume")
-            db.execute("UPDATE runs SET status = 'running', finished = NULL, summary = NULL WHERE id = ?", (run_id,))
+            db.execute(
+                "UPDATE runs SET status = 'running', finished = NULL, summary = NULL, pid = ?, host = ? WHERE id = ?",
+                (os.getpid(), socket.gethostname(), run_id),
+            )
+            if after is not None:
+                for table in ("metrics", "series"):
+                    db.execute(f"DELETE FROM {table} WHERE run_id = ? AND epoch > ?", (run_id, after))
             (last,) = db.execute("SELECT MAX(epoch) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()
         return -1 if last is None else int(last)
 
     def finish_run(self, run_id: int, summary: Mapping[str, Any], *, status: str = "done") -> None:
+        """Close run ``run_id`` with ``status`` (one of :data:`STATUSES` but ``running``) and its summary."""
+        if status not in STATUSES[1:]:
+            raise ValueError(f"status {status!r}: choose from: {', '.join(STATUSES[1:])}")
         with self._transaction() as db:
             db.execute(
                 "UPDATE runs SET status = ?, finished = ?, summary = ? WHERE id = ?",
-                (status, time.time(), json.dumps(dict(summary), sort_keys=True), run_id),
+                (status, time.time(), dumps_json(dict(summary), sort_keys=True), run_id),
             )
 
     def import_run(self, source: RunStore, run_id: int) -> int:
@@ -261,7 +330,8 @@ class RunStore:
             raise StoreError(f"{self.path}: {what} is not valid JSON") from None
 
     def runs(self, comparison: str | None = None) -> list[dict[str, Any]]:
-        """Runs in insertion order, with ``config``, ``versions`` and ``summary`` decoded."""
+        """Runs in insertion order, with ``config``, ``versions`` and ``summary`` decoded, and the ``status`` shown
+        (``interrupted`` for a dead ``running`` one, see the module docstring)."""
         query, args = "SELECT * FROM runs", ()
         if comparison is not None:
             query, args = query + " WHERE comparison = ?", (comparison,)
@@ -269,6 +339,7 @@ class RunStore:
         for r in rows:
             for key in ("config", "versions", "summary"):
                 r[key] = self._json(r[key], f"run {r['id']}'s {key}") if r[key] is not None else None
+            r["status"] = _status(r)
         return rows
 
     def history(self, run_id: int) -> dict[int, dict[str, float]]:

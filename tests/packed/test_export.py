@@ -155,7 +155,9 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
         load_packed(tmp_path / "x.qnn")
     with pytest.raises(RuntimeError, match="size mismatch"):
         load_packed(tmp_path / "x.qnn", model=mlp(5, 3))
-    with pytest.raises(FileNotFoundError, match=r"no checkpoint .*run-9\.pt \(a run writes one when it finishes\)"):
+    with pytest.raises(
+        FileNotFoundError, match=r"no checkpoint .*run-9\.pt \(a run writes one every checkpoint_every epochs\)"
+    ):
         resolve_checkpoint(f"{tmp_path}:9")
     with pytest.raises(FileNotFoundError, match=r"no such checkpoint; give a \.pt file or RESULTS_DIR:RUN_ID"):
         resolve_checkpoint(tmp_path / "nope.pt")
@@ -193,7 +195,7 @@ def test_a_checkpoint_from_before_per_tensor_grids_loads_on_the_unit_grid(logist
     ckpt = torch.load(checkpoint, weights_only=False)
     assert torch.equal(ckpt["quantized"]["weight"], logistic_run.quantized["weight"])
     old = tmp_path / "old.pt"
-    torch.save({k: v for k, v in ckpt.items() if k not in ("quantized", "grid_scales")}, old)
+    torch.save({k: v for k, v in ckpt.items() if k not in ("quantized", "grid_scales", "sha256")}, old)
     run = load_run(old)
     assert run.quant == {"weight": QuantSpec(1, 1.0)}
     assert torch.equal(run.model.weight.detach(), logistic_run.weights["weight"])  # the continuous w, as before

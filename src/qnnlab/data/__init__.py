@@ -156,7 +156,7 @@ class ValidationSplit(Schema):
     when ``stratify`` (each class keeps its share, scikit-learn's ``train_test_split``)."""
 
     size: int | float = Field(description="examples (an int) or a fraction of the training split (0 < size < 1)")
-    seed: int = Field(0, ge=0, description="seed of the draw, separate from the data and training seeds")
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the draw, separate from the data and training seeds")
     stratify: bool = Field(True, description="classification: keep each class's share (regression: ignored)")
 
     @field_validator("size")
@@ -416,7 +416,7 @@ class DataConfig(Schema):
     """
 
     name: str
-    seed: int = Field(0, ge=0, description="data seed, separate from the training seed")
+    seed: int = Field(0, ge=0, lt=2**63, description="data seed, separate from the training seed")
 
 
 class FileDataConfig(DataConfig):
@@ -427,7 +427,7 @@ class FileDataConfig(DataConfig):
     )
     n_train: int | None = Field(None, ge=1, description="a seeded random subset of the training split; None: all of it")
     n_test: int | None = Field(None, ge=1, description="a seeded random subset of the test split; None: all of it")
-    seed: int = Field(0, ge=0, description="seed of the subsets")
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the subsets")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ class DigitsData(DataConfig):
 
     name: Literal["digits"] = "digits"
     n_test: int = Field(360, ge=10, le=1000, description="size of the stratified test split")
-    seed: int = Field(0, ge=0, description="seed of the split")
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the split")
 
     @property
     def n_train(self) -> int:
@@ -37,7 +37,7 @@ class MNIST5kData(DataConfig):
 
     name: Literal["mnist_5k"] = "mnist_5k"
     n_test: int = Field(1000, ge=10, le=4000, description="size of the stratified test split")
-    seed: int = Field(0, ge=0, description="seed of the split")
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the split")
 
     @property
     def n_train(self) -> int:

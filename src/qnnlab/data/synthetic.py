@@ -21,7 +21,7 @@ class LogisticData(DataConfig):
     n_train: int = Field(6000, ge=1)
     n_test: int = Field(1000, ge=1)
     w_scale: float = Field(1.0, gt=0, description="s: 1.0 puts w* on {±1}^d, 0.8 away from the vertices")
-    seed: int = Field(0, ge=0, description="data seed, separate from the training seed")
+    seed: int = Field(0, ge=0, lt=2**63, description="data seed, separate from the training seed")
 
 
 class TwoMoonsData(DataConfig):
@@ -31,7 +31,7 @@ class TwoMoonsData(DataConfig):
     n_train: int = Field(2000, ge=2)
     n_test: int = Field(200, ge=2)
     noise: float = Field(0.1, ge=0)
-    seed: int = Field(0, ge=0, description="data seed: both splits are drawn from one stream")
+    seed: int = Field(0, ge=0, lt=2**32, description="data seed: both splits are drawn from one stream")
 
 
 def logistic_toy(

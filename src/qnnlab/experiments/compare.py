@@ -2,6 +2,8 @@
 
 Runs are paired across methods by ``(data seed, training seed)``; a column's best mean is marked only where
 an exact sign test over those pairs says it beats the runner-up (:mod:`qnnlab.experiments.significance`).
+A run that diverged is counted beside its row (``3 (2 diverged)``) and left out of its means; a mean
+that is not finite is printed as ``not finite``, never as ``nan ± 0``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from qnnlab.config import RunConfig
 from qnnlab.experiments.published import published
 from qnnlab.experiments.significance import ALPHA, Better, PairedTest, sign_test
 from qnnlab.store import RunStore
+from qnnlab.train.guard import Diverged
 from qnnlab.train.loop import RunResult, fit
 
 __all__ = [
@@ -46,10 +49,11 @@ class Row:
     ``(data seed, training seed)``, and the columns in which it is the significant best."""
 
     label: str
-    n: int
+    n: int  # finished runs
     stats: dict[str, tuple[float, float]]
     values: dict[str, dict[PairKey, float]] = field(default_factory=dict)
     best: frozenset[str] = frozenset()
+    diverged: int = 0  # runs that diverged (in no mean)
 
 
 # (summary key, header, scale, format); a column no row has a value for is left out of the table
@@ -90,10 +94,23 @@ def compare(
     name: str,
     *,
     on_run: Callable[[RunConfig], Callable | None] | None = None,
+    resume: bool = False,
 ) -> list[RunResult]:
-    """Train ``configs`` in order, all recorded in ``results_dir``'s store under ``name``."""
+    """Train ``configs`` in order, all recorded in ``results_dir``'s store under ``name``.
+
+    A run that diverges comes back with ``status = "diverged"`` and its message as ``error``; the others
+    go on. With ``resume``, finished runs are taken from the store and interrupted ones continue
+    (:func:`qnnlab.fit`).
+    """
     with RunStore(results_dir) as store:
-        return [fit(cfg, store=store, comparison=name, on_epoch=on_run(cfg) if on_run else None) for cfg in configs]
+        return [_run(cfg, store, name, on_run(cfg) if on_run else None, resume) for cfg in configs]
+
+
+def _run(cfg: RunConfig, store: RunStore, name: str, on_epoch: Callable | None, resume: bool) -> RunResult:
+    try:
+        return fit(cfg, store=store, comparison=name, on_epoch=on_epoch, resume=resume)
+    except Diverged as err:
+        return RunResult(cfg.label, cfg, {}, status="diverged", error=str(err))
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -125,12 +142,22 @@ def aggregate(results: Sequence[RunResult], *, keys: Sequence[PairKey | None] | 
     rows = []
     for label, runs in by_label.items():
         stats, values = {}, {}
+        diverged = sum(getattr(r, "status", "done") == "diverged" for r, _ in runs)
         for key, *_ in COLUMNS:
-            vals = [r.summary[key] for r, _ in runs if key in r.summary]
-            if vals:
-                stats[key] = (statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
-                values[key] = {k: float(r.summary[key]) for r, k in runs if k is not None and key in r.summary}
-        rows.append(Row(label, len(runs), stats, values))
+            # a stored non-finite value is null: it counts as NaN, so the mean says "not finite"
+            got = [
+                (float("nan") if r.summary[key] is None else float(r.summary[key]), k)
+                for r, k in runs
+                if key in r.summary
+            ]
+            if got:
+                vals = [v for v, _ in got]
+                spread = (
+                    0.0 if len(vals) == 1 else statistics.stdev(vals) if all(map(math.isfinite, vals)) else math.nan
+                )
+                stats[key] = (statistics.fmean(vals), spread)
+                values[key] = {k: v for v, k in got if k is not None and math.isfinite(v)}
+        rows.append(Row(label, len(runs) - diverged, stats, values, diverged=diverged))
     winners: dict[str, set[str]] = {}
     for key, (label, _, test) in best_tests(rows).items():
         if test.significant:
@@ -171,8 +198,10 @@ def pairwise_tests(rows: Sequence[Row], key: str) -> list[list[PairedTest | None
 
 def format_cell(row: Row, key: str, scale: float, fmt: str) -> str:
     if key not in row.stats:
-        return "—"
+        return "diverged" if row.diverged and not row.n else "—"
     mean, std = row.stats[key]
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        return "not finite"
     return f"{mean * scale:{fmt}} ± {std * scale:{fmt}}"
 
 
@@ -191,7 +220,7 @@ def table_cells(
     header = ["method", "seeds", *(h for _, h, _, _ in columns)]
     cells = []
     for row in rows:
-        line = [row.label, str(row.n)]
+        line = [row.label, f"{row.n} ({row.diverged} diverged)" if row.diverged else str(row.n)]
         for key, _, scale, fmt in columns:
             text = format_cell(row, key, scale, fmt)
             line.append(bold(text) if bold is not None and key in row.best else text)

@@ -274,21 +274,25 @@ def _finished(store: RunStore, comparisons: set[str]) -> dict[tuple[str, str], d
         (r["comparison"], _identity(r["config"])): r
         for c in sorted(comparisons)
         for r in store.runs(c)
-        if r["status"] == "done"
+        if r["status"] in ("done", "diverged")
     }
 
 
 def _train(comparison: str, config: dict[str, Any], results: str, threads: int) -> int:
-    """Train one run into the store in ``results`` with ``threads`` torch threads; returns its run id."""
+    """Train one run into the store in ``results`` with ``threads`` torch threads; returns its run id (a diverged
+    run's too: it scores as the worst)."""
     import torch
 
     from qnnlab.config import validate_config
+    from qnnlab.train.guard import Diverged
     from qnnlab.train.loop import fit
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         return fit(validate_config(config), results=results, comparison=comparison).run_id
+    except Diverged as err:
+        return err.run_id
     finally:
         torch.set_num_threads(before)
 
@@ -499,8 +503,10 @@ def load_record(results: str | Path, name: str) -> SweepRecord | None:
 
 
 def _score(run: dict[str, Any], history: dict[int, dict[str, float]], metric: str, mode: str, at: str) -> float:
-    """The run's metric at its last epoch, or its best over epochs 1..; a NaN counts as the worst."""
+    """The run's metric at its last epoch, or its best over epochs 1..; a NaN or a diverged run counts as the worst."""
     worst = math.inf if mode == "min" else -math.inf
+    if run.get("status") == "diverged":
+        return worst
     values = [history[e].get(metric) for e in sorted(history) if e >= 1]
     if not values or values[-1] is None:
         recorded = ", ".join(sorted(k for k in history[max(history)] if "val" in k)) or "none"

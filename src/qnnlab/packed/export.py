@@ -32,7 +32,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.torch_version import TorchVersion
 
 import qnnlab
 from qnnlab.config import ConfigError, validate_config
@@ -228,7 +227,7 @@ def resolve_checkpoint(run: str | Path) -> Path:
     if not path.exists() and match:
         path = Path(match[1]) / "checkpoints" / f"run-{match[2]}.pt"
         if not path.exists():
-            raise FileNotFoundError(f"{run}: no checkpoint {path} (a run writes one when it finishes)")
+            raise FileNotFoundError(f"{run}: no checkpoint {path} (a run writes one every checkpoint_every epochs)")
     if not path.is_file():
         raise FileNotFoundError(f"{run}: no such checkpoint; give a .pt file or RESULTS_DIR:RUN_ID")
     return path
@@ -251,26 +250,45 @@ class RunModel:
     checkpoint: Path
 
 
+def _unfinished(path: Path, ckpt: Mapping[str, Any]) -> str:
+    """Why the run of checkpoint ``path`` has nothing to export: its status in the store beside it, if there."""
+    from qnnlab.store import DB_NAME, RunStore
+
+    match = re.fullmatch(r"run-(\d+)\.pt", path.name)
+    status, error = "stopped", ""
+    if match and (path.parent.parent / DB_NAME).is_file():
+        with RunStore(path.parent.parent, read_only=True) as store:
+            row = next((r for r in store.runs() if r["id"] == int(match[1])), None)
+        if row is not None:
+            status, error = row["status"], (row["summary"] or {}).get("error", "")
+    if status == "diverged":
+        return f"{path}: the run diverged ({error or 'not finite'}); nothing to export"
+    return (
+        f"{path}: the run {status}; this checkpoint of epoch {ckpt.get('epoch')} is not a finished run "
+        "(resume it with --resume first)"
+    )
+
+
 def load_run(run: str | Path) -> RunModel:
-    """A run's model from its checkpoint: ``Q(w)`` and its grid for every constrained tensor, ``w`` elsewhere."""
+    """A run's model from its checkpoint (its digest verified): ``Q(w)`` and its grid for every constrained tensor,
+    ``w`` elsewhere. A checkpoint of an unfinished (interrupted, diverged) run or with non-finite weights is refused."""
+    from qnnlab.train.checkpoint import load_checkpoint
     from qnnlab.train.loop import build_run_model
 
     path = resolve_checkpoint(run)
-    try:
-        # the checkpoint's versions hold torch.__version__, a TorchVersion (a str subclass)
-        with torch.serialization.safe_globals([TorchVersion]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a foreign or damaged file can fail anywhere in the unpickler
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ValueError(f"{path}: not a qnnlab run checkpoint ({type(err).__name__}: {first})") from None
-    if not isinstance(ckpt, dict) or not {"config", "model", "continuous"} <= ckpt.keys():
+    ckpt = load_checkpoint(path)
+    if not {"config", "model", "continuous"} <= ckpt.keys():
         raise ValueError(f"{path}: not a qnnlab run checkpoint (it needs the keys config, model, continuous)")
+    if ckpt.get("final") is False:
+        raise ValueError(_unfinished(path, ckpt))
     try:
         cfg = validate_config(ckpt["config"])
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     # Q(w) and its scales where the checkpoint has them; an older one was judged on the unit grid
     state = {**ckpt["model"], **ckpt["continuous"], **ckpt.get("quantized", {})}
+    if bad := [n for n, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]:
+        raise ValueError(f"{path}: tensor {bad[0]!r} is not finite (NaN or infinity); nothing to export")
     scales = ckpt.get("grid_scales", {})
     data = get_dataset(cfg.data)
     model = build_run_model(cfg, data.input_shape, data.n_outputs)

@@ -73,7 +73,8 @@ class MethodRuns:
 class Comparison:
     name: str
     methods: list[MethodRuns]
-    skipped: int  # runs left out: failed, unfinished, or superseded by a later run
+    skipped: int  # runs left out: failed, unfinished, diverged, or superseded by a later run
+    diverged: list[str] = field(default_factory=list)  # "label (seed s): why", one per diverged run
 
     @property
     def optimum(self) -> float | None:
@@ -106,11 +107,17 @@ def load_comparison(results_dir: str | Path, name: str | None = None) -> Compari
             edges = store.series(run["id"], "weight_hist_edges")
             if edges and m.edges is None:
                 m.edges = np.array(edges[min(edges)], dtype=float)
+    diverged = [
+        f"{r['label']} (seed {r['seed']}): {(r['summary'] or {}).get('error') or 'diverged'}"
+        for r in rows
+        if r["status"] == "diverged"
+    ]
     if not methods:
-        raise ValueError(f"comparison {name!r} has no finished runs in {Path(results_dir) / DB_NAME}")
+        why = f" ({len(diverged)} diverged)" if diverged else ""
+        raise ValueError(f"comparison {name!r} has no finished runs{why} in {Path(results_dir) / DB_NAME}")
     # methods in the order they were first run
     order = list(dict.fromkeys(r["label"] for r in rows))
-    return Comparison(name, [methods[label] for label in order if label in methods], len(rows) - len(latest))
+    return Comparison(name, [methods[label] for label in order if label in methods], len(rows) - len(latest), diverged)
 
 
 def _open(results_dir: str | Path) -> RunStore:

@@ -146,7 +146,7 @@ def _versions(c: Comparison) -> str:
     for m in c.methods:
         for r in m.runs:
             for k, v in r["versions"].items():
-                seen.setdefault(k, set()).add(v)
+                seen.setdefault(k, set()).add(str(v))
     seen.setdefault("plotly (report)", set()).add(plotly.__version__)
     return ", ".join(f"{html.escape(k)} {html.escape(' / '.join(sorted(v)))}" for k, v in seen.items())
 
@@ -188,6 +188,7 @@ def render_html(c: Comparison, *, results_dir: str | Path = "", band: str = "se"
         else ""
     )
     skipped = f" {c.skipped} unfinished or superseded runs were left out." if c.skipped else ""
+    diverged = "".join(f'<p class="note">Diverged, left out: {html.escape(d)}</p>' for d in c.diverged)
     stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     title = f"qnnlab report: {c.name}"
     return f"""<!DOCTYPE html>
@@ -202,6 +203,7 @@ def render_html(c: Comparison, *, results_dir: str | Path = "", band: str = "se"
 <h2>Results after quantization</h2>
 <p>Mean ± std over runs of the final epoch.{optimum}{skipped}</p>
 {results_table(c)}
+{diverged}
 {notes}
 {pairwise_section}
 {sweep_section(results_dir, c.name)}

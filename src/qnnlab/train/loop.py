@@ -10,7 +10,13 @@ initialization. The mini-batch losses stay on the device until the epoch is reco
 per-step host sync). Trackers named in ``cfg.track`` (optional extras, imported only then)
 get every epoch's metrics too. Data and model live on ``cfg.device``; the seed fixes
 initialization, data order, augmentation and sampling. Everything a run changes is held by
-the model, the optimizer, the two schedulers and the data-order generator. Under torchrun the
+the model, the optimizer, the two schedulers and the data-order generator (and the global
+torch RNG): the recorder checkpoints them every ``cfg.checkpoint_every`` epochs, and
+``fit(..., resume=True)`` continues an interrupted run from its last checkpoint
+(:mod:`qnnlab.train.checkpoint`), bit for bit as if it had never stopped. SIGTERM and SIGHUP
+stop a run as Ctrl-C does (:mod:`qnnlab.train.signals`): it is marked ``interrupted``; a
+run whose loss, weights or optimizer state stop being finite is marked ``diverged`` and
+raises :class:`~qnnlab.train.guard.Diverged` (:mod:`qnnlab.train.guard`). Under torchrun the
 same function trains data-parallel (:mod:`qnnlab.train.distributed`): the model is wrapped in
 DDP before the optimizer is built, each rank trains on its slice of each batch, rank 0 records.
 """
@@ -29,16 +35,19 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from qnnlab.config import RunConfig, load_config, validate_config
+from qnnlab.config import ConfigError, RunConfig, check_sizes, load_config, validate_config
 from qnnlab.data import Data, get_dataset, with_validation
 from qnnlab.methods import METHODS, build_optimizer
-from qnnlab.nn.models import build_model, param_groups
+from qnnlab.nn.models import build_model, constrained_names, param_groups
 from qnnlab.schedules import EpochScheduler, lr_scheduler
 from qnnlab.store import RunStore
+from qnnlab.train.checkpoint import checkpoint_path, load_checkpoint, previous_run
 from qnnlab.train.distributed import Replicas, own_draws
 from qnnlab.train.enumerate import MAX_ENUM_DIM
 from qnnlab.train.evaluate import Metric
+from qnnlab.train.guard import Diverged, overflow
 from qnnlab.train.recorder import Recorder, RunResult, describe, versions
+from qnnlab.train.signals import terminate_as_interrupt
 
 __all__ = ["RunResult", "build_run_model", "fit", "train_epoch", "versions"]
 
@@ -69,17 +78,25 @@ def _as_config(config: RunConfig | Mapping[str, Any] | str | Path, data: Data | 
     return validate_config({"data": None} | dict(config) if data is not None else dict(config))
 
 
+def _check_data(data: Data | None) -> None:
+    """:class:`TypeError` unless ``data`` is ``None`` or quacks like a :class:`qnnlab.data.Data`."""
+    if data is not None and not all(
+        hasattr(data, a) for a in ("train_batches", "eval_batches", "steps_per_epoch", "task", "n_train")
+    ):
+        raise TypeError(
+            f"data must be a qnnlab.data.Dataset (Dataset.from_tensors, .from_datasets, .from_loaders) or another "
+            f"qnnlab.data.Data, got {type(data).__name__}"
+        )
+
+
 def _data(cfg: RunConfig, data: Data | None) -> Data:
     """The data trained on, on ``cfg.device``, with the config's validation split carved from its training split."""
     if data is None:
         if cfg.data is None:
             raise ValueError("the config names no data set (data = None): pass data= to fit")
         data = load_dataset(cfg.data)
-    elif not all(hasattr(data, a) for a in ("train_batches", "eval_batches", "steps_per_epoch", "task")):
-        raise TypeError(
-            f"data must be a qnnlab.data.Dataset (Dataset.from_tensors, .from_datasets, .from_loaders) or another "
-            f"qnnlab.data.Data, got {type(data).__name__}"
-        )
+    if cfg.data is not None:
+        check_sizes(cfg, data.n_train)  # a file-backed set's size is known only now
     if cfg.validation is not None:
         data = with_validation(data, cfg.validation)
     return data.to(cfg.device)
@@ -92,9 +109,31 @@ def _model(cfg: RunConfig, data: Data, model: nn.Module | None) -> tuple[nn.Modu
         if data.n_outputs is None:
             raise ValueError(f"model {cfg.model.name!r} needs the data's n_outputs: pass n_outputs= with the data")
         model = build_model(cfg.model, data.input_shape, data.n_outputs)
+        _probe(cfg, model, data.input_shape)
+    if not constrained_names(model, cfg.model.keep_fp):
+        raise ConfigError(
+            f"model.keep_fp = {list(cfg.model.keep_fp)}: leaves no quantized parameter in model {cfg.model.name!r}"
+        )
     small = sum(p.numel() for p in model.parameters()) <= MAX_ENUM_DIM
     plain = copy.deepcopy(model) if small else None
     return _prepared(cfg, model).to(cfg.device), plain
+
+
+def _probe(cfg: RunConfig, model: nn.Module, input_shape: Sequence[int]) -> None:
+    """:class:`ConfigError` unless ``model`` takes one input of ``input_shape`` (a ResNet on vector data does not)."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"model {cfg.model.name!r} cannot take the inputs of data set {cfg.data.name!r} (shape "
+            f"{tuple(input_shape)}): {first}"
+        ) from None
+    finally:
+        model.train(was)
 
 
 def _recorded_config(cfg: RunConfig, model: nn.Module | None, data: Data | None) -> dict[str, Any]:
@@ -137,6 +176,7 @@ def fit(
     store: RunStore | None = None,
     comparison: str = "",
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Train one run and return its summary, every epoch recorded in the results folder when one is given.
 
@@ -152,14 +192,50 @@ def fit(
         results: the results folder (or an open :class:`RunStore`); ``store`` is the same.
         comparison: the name the run is recorded under (``qnnlab report -c``).
         on_epoch: called with ``(epoch, metrics)`` after each recorded epoch.
+        resume: look for this run (the same comparison and recorded config) in the store first: a
+            finished one is returned as stored (not trained again), an interrupted or failed one
+            continues from its last checkpoint (its epochs after it are trained again), a diverged
+            one raises :class:`~qnnlab.train.guard.Diverged` again.
 
-    The certified binary optimum is enumerated for whatever model and data are trained when
+    Raises :class:`~qnnlab.train.guard.Diverged` when the run diverges (marked so in the store, its
+    last good checkpoint kept). The certified binary optimum is enumerated for whatever model and data are trained when
     every parameter is binary and there are few of them (:class:`~qnnlab.train.recorder.Recorder`).
     """
     cfg = _as_config(config, data)
     replicas = Replicas.from_env()
     cfg = cfg.with_(device=replicas.device(cfg.device)) if replicas.distributed else cfg
+    if resume and replicas.distributed:
+        raise ValueError("resume=True under torchrun is not supported: resume the run in one process")
+    target = (results if results is not None else store) if replicas.writes else None
+    if resume and target is None:
+        raise ValueError("resume=True needs the results folder the run was recorded in: pass results=DIR")
+    opened = RunStore(target) if isinstance(target, str | Path) else None
+    try:
+        with terminate_as_interrupt():
+            return _fit(cfg, model, data, loss, metrics, opened or target, comparison, on_epoch, resume, replicas)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _fit(
+    cfg: RunConfig,
+    model: nn.Module | None,
+    data: Data | None,
+    loss: Metric | None,
+    metrics: Mapping[str, Metric] | None,
+    store: RunStore | None,
+    comparison: str,
+    on_epoch: Callable[[int, dict[str, float]], None] | None,
+    resume: bool,
+    replicas: Replicas,
+) -> RunResult:
+    _check_data(data)
     own_data, own_model = data, model
+    recorded = _recorded_config(cfg, own_model, own_data)
+    previous = previous_run(store, comparison, recorded) if resume else None
+    if previous is not None and previous["status"] in ("done", "diverged"):
+        return _stored_result(store, previous, cfg)
     data = _data(cfg, data)
     torch.manual_seed(cfg.seed)
     order = torch.Generator().manual_seed(cfg.seed)
@@ -170,6 +246,21 @@ def fit(
     lr = lr_scheduler(optimizer, cfg.lr_schedule(steps_per_epoch=data.steps_per_epoch(cfg.batch_size)))
     hyper = EpochScheduler(optimizer, **cfg.method.epoch_schedules())
     tracker = None
+    run_id, ckpt = None, None
+    if previous is not None:
+        run_id = previous["id"]
+        path = checkpoint_path(store.dir, run_id)
+        if path.is_file():
+            ckpt = load_checkpoint(path)
+            _restore(ckpt, model, optimizer, lr, hyper, order)
+        else:  # stopped before its first checkpoint: trained again from the start
+            store.resume_run(run_id, after=-1)
+
+    def training_state() -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "order": order.get_state()}
+        if torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"lr_scheduler": lr.state_dict(), "epoch_scheduler": hyper.state_dict(), "rng": rng}
 
     def after_epoch(epoch: int, values: dict[str, float]) -> None:
         if tracker is not None:
@@ -178,12 +269,12 @@ def fit(
             on_epoch(epoch, values)
 
     recorder = Recorder(
-        (results if results is not None else store) if replicas.writes else None,
+        store,
         comparison,
         model=model,
         optimizer=optimizer,
         data=data,
-        config=_recorded_config(cfg, own_model, own_data),
+        config=recorded,
         bits=cfg.bits,
         loss=loss,
         metrics=metrics,
@@ -192,29 +283,91 @@ def fit(
         eval_train=cfg.eval_train,
         on_epoch=after_epoch,
         optimum_model=plain,
+        run_id=run_id,
+        checkpoint=ckpt,
+        training_state=training_state,
     )
+    every = cfg.checkpoint_every
     try:
         tracker = _open_tracker(cfg, recorder.store, comparison, recorder.run_id) if replicas.writes else None
-        recorder.log_epoch(0)
-        for epoch in range(1, cfg.epochs + 1):
-            train_epoch(
-                trained,
-                optimizer,
-                lr,
-                replicas.shard(data.train_batches(cfg.batch_size, order)),
-                replicas.loss(recorder.objective.loss),
-                recorder.log_batch,
-            )
+        if ckpt is None:
+            recorder.log_epoch(0)
+        for epoch in range(recorder.epoch + 1, cfg.epochs + 1):
+            try:
+                train_epoch(
+                    trained,
+                    optimizer,
+                    lr,
+                    replicas.shard(data.train_batches(cfg.batch_size, order)),
+                    replicas.loss(recorder.objective.loss),
+                    recorder.log_batch,
+                )
+            except RuntimeError as err:
+                diverged = overflow(err, model, optimizer, epoch, len(recorder.batch_losses))
+                if diverged is None:
+                    raise
+                raise diverged from None
             recorder.log_epoch(epoch)
             hyper.step()
-    except BaseException:
-        recorder.fail()
+            if every and epoch % every == 0 and epoch < cfg.epochs:
+                recorder.checkpoint()
+    except BaseException as err:
+        status = {Diverged: "diverged", KeyboardInterrupt: "interrupted"}
+        recorder.fail(next((v for k, v in status.items() if isinstance(err, k)), "failed"), str(err) or None)
         if tracker is not None:
             tracker.close({}, failed=True)
+        if isinstance(err, Diverged):
+            raise Diverged(_diverged_message(recorder.run_id, cfg, err, store), recorder.run_id) from None
         raise
     result = replace(recorder.finish(), config=cfg)
     if tracker is not None:
         tracker.close(result.summary)
+    return result
+
+
+def _restore(ckpt: Mapping[str, Any], model: nn.Module, optimizer: Optimizer, lr: LRScheduler, hyper, order) -> None:
+    """Put the state of a checkpoint back into what :func:`fit` built afresh."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    training = ckpt["training"]
+    lr.load_state_dict(training["lr_scheduler"])
+    hyper.load_state_dict(training["epoch_scheduler"])
+    rng = training["rng"]
+    torch.set_rng_state(rng["torch"])
+    order.set_state(rng["order"])
+    if "cuda" in rng:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _diverged_message(run_id: int | None, cfg: RunConfig, err: Diverged, store: RunStore | None) -> str:
+    """``run 3 (sgd, seed 0) diverged at epoch 2, step 5 of 8: ...; kept the checkpoint of epoch 1``."""
+    name = f"run {run_id} ({cfg.label}, seed {cfg.seed})" if run_id is not None else f"{cfg.label} (seed {cfg.seed})"
+    kept = ""
+    if store is not None and run_id is not None:
+        path = checkpoint_path(store.dir, run_id)
+        kept = (
+            f"; kept the checkpoint of epoch {load_checkpoint(path)['epoch']}"
+            if path.is_file()
+            else "; no checkpoint was written before it"
+        )
+    return f"{name} {err}{kept}"
+
+
+def _stored_result(store: RunStore, row: Mapping[str, Any], cfg: RunConfig) -> RunResult:
+    """A finished run as the store holds it (resume skips it); a diverged one raises :class:`Diverged` again."""
+    if row["status"] == "diverged":
+        error = (row["summary"] or {}).get("error", "diverged")
+        raise Diverged(f"run {row['id']} ({cfg.label}, seed {cfg.seed}) {error}", row["id"])
+    history = store.history(row["id"])
+    result = RunResult(row["label"], cfg, row["summary"], [history[e] for e in sorted(history)], row["id"])
+    path = checkpoint_path(store.dir, row["id"])
+    if path.is_file():
+        ckpt = load_checkpoint(path)
+        result.weights, result.quantized, result.grid_scales = (
+            ckpt["continuous"],
+            ckpt["quantized"],
+            ckpt["grid_scales"],
+        )
     return result
 
 

@@ -9,7 +9,7 @@
             ...                          # forward, backward, opt.step()
             rec.log_batch(loss)          # optional: the per-iteration curve (no host sync)
         rec.log_epoch()                  # evaluate w and Q(w), diagnostics, one transaction
-    rec.finish()                         # summary and checkpoint; then `qnnlab report results`
+    rec.finish()                         # checkpoint and summary; then `qnnlab report results`
 
 Per epoch the recorder evaluates the continuous weights ``w`` and the quantized weights
 ``Q(w)`` (:mod:`qnnlab.train.evaluate`) on every split of ``data`` (``train_loss``,
@@ -22,6 +22,13 @@ optimizer's ``constrained`` param groups (:func:`qnnlab.nn.param_groups`; an opt
 groups say nothing: the weights of two or more dimensions). When every parameter is binary
 and there are at most :data:`~qnnlab.train.enumerate.MAX_ENUM_DIM` of them, the certified
 binary optimum is enumerated on the training data and the summary gets the gap of ``Q(w)``.
+
+Before each epoch is measured, the divergence guard (:func:`qnnlab.train.guard.check_finite`)
+checks the epoch's mini-batch losses, the weights and the optimizer state; a NaN or an infinity
+raises :class:`~qnnlab.train.guard.Diverged` and nothing of that epoch is recorded or
+checkpointed. :meth:`Recorder.checkpoint` writes everything needed to export or resume the run
+(:mod:`qnnlab.train.checkpoint`); :meth:`Recorder.finish` writes the final one before it marks
+the run ``done``.
 """
 
 from __future__ import annotations
@@ -39,12 +46,12 @@ from torch.optim import Optimizer
 
 import qnnlab
 from qnnlab.data import Data, Dataset
-from qnnlab.io import atomic_file
 from qnnlab.methods import method_name
 from qnnlab.nn.models import constrained_names
 from qnnlab.quant.grids import get_grid
 from qnnlab.schedules import EpochScheduler
 from qnnlab.store import RunStore
+from qnnlab.train.checkpoint import checkpoint_path, save_checkpoint
 from qnnlab.train.diagnostics import (
     histogram_edges,
     model_stationarity,
@@ -54,6 +61,7 @@ from qnnlab.train.diagnostics import (
 )
 from qnnlab.train.enumerate import MAX_ENUM_DIM, binary_optimum, model_losses
 from qnnlab.train.evaluate import Metric, Objective, continuous_weights, evaluate, quantized_weights
+from qnnlab.train.guard import check_finite
 
 __all__ = ["DIAGNOSTIC_EXAMPLES", "Recorder", "RunResult", "describe", "judged_bits", "quantized_names", "versions"]
 
@@ -71,13 +79,17 @@ class RunResult:
     weights: dict[str, Tensor] = field(default_factory=dict)  # the continuous w of every parameter
     quantized: dict[str, Tensor] = field(default_factory=dict)  # Q(w) of the constrained ones
     grid_scales: dict[str, Tensor] = field(default_factory=dict)  # their grid scales s (0-d)
+    status: str = "done"  # or "diverged" (a comparison goes on past a diverged run)
+    error: str | None = None  # why it did not finish
 
 
-def versions() -> dict[str, str]:
+def versions() -> dict[str, Any]:
+    """What a run's numbers depend on beside its config; runs are bit-identical only at the same ``torch_threads``."""
     return {
         "qnnlab": qnnlab.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
     }
 
 
@@ -145,6 +157,10 @@ class Recorder:
         optimum_model: the architecture the binary optimum is enumerated on (default ``model``;
             the model before quantized layers were swapped in, which :func:`torch.vmap` can run).
         run_id: continue this run of the store (a resumed training) instead of starting one.
+        checkpoint: with ``run_id``, the checkpoint it continues from: the epochs recorded after its
+            ``epoch`` are deleted, its clock and history restored (:func:`qnnlab.fit` with ``resume=True``).
+        training_state: returns the state of the training loop a checkpoint also holds (schedulers,
+            RNG states) under ``training``; see :mod:`qnnlab.train.checkpoint`.
     """
 
     def __init__(
@@ -165,6 +181,8 @@ class Recorder:
         on_epoch: Callable[[int, dict[str, float]], None] | None = None,
         optimum_model: nn.Module | None = None,
         run_id: int | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
+        training_state: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.model, self.optimizer, self.data = model, optimizer, data
         self.names = quantized_names(model, optimizer)
@@ -189,26 +207,36 @@ class Recorder:
             self.run_id = self.store.start_run(self.config, comparison=name, versions=versions())
         else:
             self.run_id = run_id
-            self.epoch = self.store.resume_run(run_id)
+            self.epoch = self.store.resume_run(run_id, after=None if checkpoint is None else checkpoint["epoch"])
         self.history: list[dict[str, float]] = []
         self.result: RunResult | None = None
-        self._batch_losses: list[Tensor] = []
+        self.training_state = training_state
+        self.batch_losses: list[Tensor] = []  # the epoch's so far (log_batch)
         self._start = time.perf_counter()
+        if checkpoint is not None:
+            state = checkpoint["recorder"]
+            self.epoch, self.history = int(checkpoint["epoch"]), [dict(m) for m in state["history"]]
+            self._start -= float(state["wall"])
 
     # -- per step and per epoch -------------------------------------------------------------
     def log_batch(self, loss: Tensor) -> None:
         """Keep one mini-batch loss (a device-side copy: no sync) for the epoch's ``batch_loss`` series."""
-        self._batch_losses.append(loss.detach())
+        self.batch_losses.append(loss.detach())
 
     def log_epoch(self, epoch: int | None = None) -> dict[str, float]:
-        """Evaluate, record and return epoch ``epoch`` (default: the one after the last recorded, 0 first)."""
+        """Evaluate, record and return epoch ``epoch`` (default: the one after the last recorded, 0 first).
+
+        Raises :class:`~qnnlab.train.guard.Diverged` (recording nothing) when the epoch's losses, the
+        weights or the optimizer state are not all finite.
+        """
         epoch = self.epoch + 1 if epoch is None else epoch
+        check_finite(self.model, self.optimizer, self.batch_losses, epoch)
         metrics, series = self._measure()
         if self.store is not None:
             self.store.log_epoch(self.run_id, epoch, metrics, series)
         self.history.append(metrics)
         self.epoch = epoch
-        self._batch_losses = []
+        self.batch_losses = []
         if self.on_epoch is not None:
             self.on_epoch(epoch, metrics)
         return metrics
@@ -258,7 +286,7 @@ class Recorder:
         out.update(extra)
         edges = histogram_edges(grid).to(flat.device)
         hist = weight_histogram(flat / scale, edges)  # in grid units: fixed bins whatever the scales
-        batch_loss = torch.stack(self._batch_losses) if self._batch_losses else torch.empty(0)
+        batch_loss = torch.stack(self.batch_losses) if self.batch_losses else torch.empty(0)
         # .tolist() syncs with the device: once per epoch
         values = dict(zip(out, torch.stack(list(out.values())).tolist(), strict=True))
         values["lr"] = optimizer.param_groups[0]["lr"]
@@ -310,23 +338,22 @@ class Recorder:
         return summary
 
     def finish(self) -> RunResult:
-        """Close the run: its summary (written to the store with a checkpoint) and its :class:`RunResult`."""
+        """Close the run: its final checkpoint, then its summary (marked ``done``), and its :class:`RunResult`."""
         wall = time.perf_counter() - self._start
-        final = continuous_weights(self.model, self.optimizer)
-        judged, scales = quantized_weights(self.model, self.optimizer, self.names, self.bits)
-        quantized = {n: judged[n] for n in self.names}
+        final, quantized, scales = self._weights()
         summary = self._summary(quantized, scales, wall)
         if self.store is not None:
+            self._save_checkpoint(final, quantized, scales, wall, final_epoch=True)
             self.store.finish_run(self.run_id, summary)
-            self._save_checkpoint(final, quantized, scales)
         self._close()
         self.result = RunResult(self.label, self.config, summary, self.history, self.run_id, final, quantized, scales)
         return self.result
 
-    def fail(self) -> None:
-        """Mark the run failed (every epoch recorded so far stays in the store)."""
+    def fail(self, status: str = "failed", error: str | None = None) -> None:
+        """Mark the run ``failed``, ``interrupted`` or ``diverged`` (every epoch recorded so far, and its last
+        checkpoint, stay); ``error`` goes into its summary."""
         if self.store is not None:
-            self.store.finish_run(self.run_id, {}, status="failed")
+            self.store.finish_run(self.run_id, {} if error is None else {"error": error}, status=status)
         self._close()
 
     def _close(self) -> None:
@@ -342,25 +369,46 @@ class Recorder:
         elif self.result is None:
             self.finish()
 
-    def _save_checkpoint(self, final: dict[str, Tensor], quantized: dict[str, Tensor], scales: dict[str, Tensor]):
-        """Everything needed to resume or export, written to a temp file then renamed (atomic).
+    def _weights(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+        """``(w, Q(w) of the quantized parameters, their grid scales)`` now."""
+        w = continuous_weights(self.model, self.optimizer)
+        judged, scales = quantized_weights(self.model, self.optimizer, self.names, self.bits)
+        return w, {n: judged[n] for n in self.names}, scales
+
+    def checkpoint(self) -> Path | None:
+        """Write the run's checkpoint at the last recorded epoch (atomically; none without a store); its path."""
+        if self.store is None:
+            return None
+        return self._save_checkpoint(*self._weights(), time.perf_counter() - self._start)
+
+    def _save_checkpoint(
+        self,
+        final: dict[str, Tensor],
+        quantized: dict[str, Tensor],
+        scales: dict[str, Tensor],
+        wall: float,
+        *,
+        final_epoch: bool = False,
+    ) -> Path:
+        """Everything needed to resume or export (see :mod:`qnnlab.train.checkpoint`), with its digest.
 
         ``quantized`` and ``grid_scales`` are the judged ``Q(w)`` of the constrained tensors and their
         grid scales: what :func:`qnnlab.packed.export_run` packs.
         """
-        path = self.store.dir / "checkpoints" / f"run-{self.run_id}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as f:
-            torch.save(
-                {
-                    "config": self.config,
-                    "model": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "continuous": final,
-                    "quantized": quantized,
-                    "grid_scales": scales,
-                    "epoch": self.epoch,
-                    "versions": versions(),
-                },
-                f,
-            )
+        path = checkpoint_path(self.store.dir, self.run_id)
+        state = {
+            "config": self.config,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "continuous": final,
+            "quantized": quantized,
+            "grid_scales": scales,
+            "epoch": self.epoch,
+            "final": final_epoch,
+            "versions": versions(),
+            "recorder": {"wall": wall, "history": self.history},
+        }
+        if self.training_state is not None:
+            state["training"] = dict(self.training_state())
+        save_checkpoint(path, state)
+        return path
