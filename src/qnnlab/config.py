@@ -42,7 +42,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from qnnlab.data import DATASETS, DataConfig, ValidationSplit
-from qnnlab.data.bundled import DigitsData, MNIST5kData
+from qnnlab.data.bundled import BreastCancerData, DigitsData, MNIST5kData
 from qnnlab.data.cifar import CIFAR10Data
 from qnnlab.data.idx import FashionMNISTData, MNISTData
 from qnnlab.data.imagefolder import ImageNetData
@@ -64,6 +64,7 @@ from qnnlab.schedules import Schedule, constant, exponential, inverse_power, ste
 
 __all__ = [
     "BCVGGModel",
+    "BreastCancerData",
     "CIFAR10Data",
     "ConfigError",
     "DigitsData",
@@ -142,6 +143,12 @@ class RunConfig(Schema):
     eval_batch_size: int = Field(1000, ge=1, description="examples per forward pass when evaluating")
     validation: ValidationSplit | None = Field(
         None, description="a validation split carved from the training data, evaluated every epoch; None: none"
+    )
+    bn_recalibrate: bool = Field(
+        True, description="judge Q(w) with batch-norm statistics re-estimated at Q(w) on the training data"
+    )
+    certify_time: float = Field(
+        10.0, ge=0, description="seconds of branch-and-bound per convex linear problem beyond enumeration; 0: box bound"
     )
 
     @model_validator(mode="after")

@@ -2,6 +2,8 @@
 
 Runs are paired across methods by ``(data seed, training seed)``; a column's best mean is marked only where
 an exact sign test over those pairs says it beats the runner-up (:mod:`qnnlab.experiments.significance`).
+Over several problems (data seeds), the mean ± std are over every (problem, seed) pair, and the spread
+over problems of a column is the sample std of its per-problem means (:data:`SPREAD`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from qnnlab.train.loop import RunResult, fit
 __all__ = [
     "BETTER",
     "COLUMNS",
+    "SPREAD",
     "PairKey",
     "Row",
     "aggregate",
@@ -50,6 +53,8 @@ class Row:
     stats: dict[str, tuple[float, float]]
     values: dict[str, dict[PairKey, float]] = field(default_factory=dict)
     best: frozenset[str] = frozenset()
+    problems: int = 1  # distinct data seeds among its runs
+    spread: dict[str, float] = field(default_factory=dict)  # column -> std of the per-problem means (2+ problems)
 
 
 # (summary key, header, scale, format); a column no row has a value for is left out of the table
@@ -58,6 +63,7 @@ COLUMNS: list[tuple[str, str, float, str]] = [
     ("q_test_acc", "test acc Q(w) %", 100.0, ".2f"),
     ("q_test_loss", "test loss Q(w)", 1.0, ".4f"),
     ("rel_gap", "gap to binary opt. %", 100.0, ".3f"),
+    ("cert_gap", "certified gap bound %", 100.0, ".3f"),
     ("train_loss", "train loss w", 1.0, ".4f"),
     ("test_acc", "test acc w %", 100.0, ".2f"),
     ("near_grid", "|w − Q(w)| ≤ 0.05 %", 100.0, ".1f"),
@@ -70,10 +76,17 @@ BETTER: dict[str, Better] = {
     "q_test_acc": "max",
     "q_test_loss": "min",
     "rel_gap": "min",
+    "cert_gap": "min",
     "train_loss": "min",
     "test_acc": "max",
     "near_grid": "max",
     "wall_time": "min",
+}
+# columns whose spread over problems the table shows beside them (when a row ran on 2+ problems)
+SPREAD: dict[str, str] = {
+    "rel_gap": "gap spread over problems %",
+    "cert_gap": "bound spread over problems %",
+    "q_test_acc": "acc spread over problems %",
 }
 PUBLISHED_HEADER = "published (source)"
 BOLD_NOTE = (
@@ -124,18 +137,29 @@ def aggregate(results: Sequence[RunResult], *, keys: Sequence[PairKey | None] | 
         by_label.setdefault(r.label, []).append((r, k))
     rows = []
     for label, runs in by_label.items():
-        stats, values = {}, {}
+        stats, values, spread = {}, {}, {}
+        problems = {None if k is None else k[0] for _, k in runs}
         for key, *_ in COLUMNS:
             vals = [r.summary[key] for r, _ in runs if key in r.summary]
             if vals:
                 stats[key] = (statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
                 values[key] = {k: float(r.summary[key]) for r, k in runs if k is not None and key in r.summary}
-        rows.append(Row(label, len(runs), stats, values))
+            if key in SPREAD and len(problems) > 1 and (means := _problem_means(values.get(key, {}))):
+                spread[key] = statistics.stdev(means) if len(means) > 1 else 0.0
+        rows.append(Row(label, len(runs), stats, values, problems=len(problems), spread=spread))
     winners: dict[str, set[str]] = {}
     for key, (label, _, test) in best_tests(rows).items():
         if test.significant:
             winners.setdefault(label, set()).add(key)
     return [replace(row, best=frozenset(winners.get(row.label, ()))) for row in rows]
+
+
+def _problem_means(values: Mapping[PairKey, float]) -> list[float]:
+    """The mean of ``values`` over the training seeds of each problem (data seed), problem by problem."""
+    by_problem: dict[int | None, list[float]] = {}
+    for (problem, _), v in values.items():
+        by_problem.setdefault(problem, []).append(v)
+    return [statistics.fmean(v) for _, v in sorted(by_problem.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
 
 
 def _ranked(rows: Sequence[Row], key: str) -> list[Row]:
@@ -187,14 +211,20 @@ def table_cells(
     """``(header, one list of cells per row)``: the columns some row has, then the published numbers of
     ``preset``. ``bold`` wraps the text of each row's significantly best cells (see :data:`BOLD_NOTE`)."""
     columns = table_columns(rows)
+    spreads = {key for row in rows for key in row.spread}
     refs = [published(preset, row.label) for row in rows]
-    header = ["method", "seeds", *(h for _, h, _, _ in columns)]
+    several = any(row.problems > 1 for row in rows)
+    header = ["method", "problems × seeds" if several else "seeds"]
+    for key, head, _, _ in columns:
+        header += [head, SPREAD[key]] if key in spreads else [head]
     cells = []
     for row in rows:
-        line = [row.label, str(row.n)]
+        line = [row.label, f"{row.problems} × {row.n // row.problems}" if several else str(row.n)]
         for key, _, scale, fmt in columns:
             text = format_cell(row, key, scale, fmt)
             line.append(bold(text) if bold is not None and key in row.best else text)
+            if key in spreads:
+                line.append(f"{row.spread[key] * scale:{fmt}}" if key in row.spread else "—")
         cells.append(line)
     if any(refs):
         header.append(PUBLISHED_HEADER)

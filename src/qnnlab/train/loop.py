@@ -185,6 +185,8 @@ def fit(
         eval_train=cfg.eval_train,
         on_epoch=after_epoch,
         optimum_model=plain,
+        bn_recalibrate=cfg.bn_recalibrate,
+        certify_time=cfg.certify_time,
     )
     try:
         tracker = _open_tracker(cfg, recorder.store, comparison, recorder.run_id)
