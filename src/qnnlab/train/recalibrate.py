@@ -22,6 +22,7 @@ network quantization", 2021, §4.6.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 
 import torch
@@ -46,37 +47,40 @@ def recalibrated_stats(
     examples each time."""
     norms = [(n, m) for n, m in model.named_modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     stats: dict[str, Tensor] = {}
-    if not norms:
-        return stats
     was_training = model.training
     model.eval()
     try:
         for name, norm in norms:
-            sums: list[Tensor | int] = [0, 0, 0]  # examples (per channel), Σx, Σx²
-
-            def accumulate(_module: nn.Module, args: tuple[Tensor, ...]) -> None:
-                x = args[0].detach().to(torch.float64)
-                dims = [0, *range(2, x.dim())]
-                sums[0] += x.numel() // x.shape[1]
-                sums[1] += x.sum(dims)
-                sums[2] += x.square().sum(dims)
-                raise _Reached
-
-            handle = norm.register_forward_pre_hook(accumulate)
-            try:
-                for x, _ in batches():
-                    try:
-                        functional_call(model, {**weights, **stats}, (x,))
-                    except _Reached:
-                        pass
-            finally:
-                handle.remove()
-            count, total, squares = sums
-            mean = total / count
-            var = (squares / count - mean.square()).clamp_min(0)
+            mean, var = _input_moments(model, {**weights, **stats}, norm, batches())
             prefix = f"{name}." if name else ""
             stats[f"{prefix}running_mean"] = mean.to(norm.running_mean.dtype)
             stats[f"{prefix}running_var"] = var.to(norm.running_var.dtype)
     finally:
         model.train(was_training)
     return stats
+
+
+def _input_moments(
+    model: nn.Module, state: dict[str, Tensor], norm: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]
+) -> tuple[Tensor, Tensor]:
+    """Per channel, the mean and biased variance of ``norm``'s input over ``batches`` (``model`` at ``state``)."""
+    sums: list[Tensor | int] = [0, 0, 0]  # examples (per channel), Σx, Σx²
+
+    def accumulate(_module: nn.Module, args: tuple[Tensor, ...]) -> None:
+        x = args[0].detach().to(torch.float64)
+        dims = [0, *range(2, x.dim())]
+        sums[0] += x.numel() // x.shape[1]
+        sums[1] += x.sum(dims)
+        sums[2] += x.square().sum(dims)
+        raise _Reached
+
+    handle = norm.register_forward_pre_hook(accumulate)
+    try:
+        for x, _ in batches:
+            with contextlib.suppress(_Reached):
+                functional_call(model, state, (x,))
+    finally:
+        handle.remove()
+    count, total, squares = sums
+    mean = total / count
+    return mean, (squares / count - mean.square()).clamp_min(0)

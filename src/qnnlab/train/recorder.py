@@ -47,6 +47,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 import qnnlab
+from qnnlab.certify import certified_gap
 from qnnlab.data import Data, Dataset
 from qnnlab.io import atomic_file
 from qnnlab.methods import method_name
@@ -54,6 +55,7 @@ from qnnlab.nn.models import constrained_names
 from qnnlab.quant.grids import get_grid
 from qnnlab.schedules import EpochScheduler
 from qnnlab.store import RunStore
+from qnnlab.train.certified import ConvexBound, convex_bound
 from qnnlab.train.diagnostics import (
     histogram_edges,
     model_stationarity,
@@ -61,8 +63,6 @@ from qnnlab.train.diagnostics import (
     weight_diagnostics,
     weight_histogram,
 )
-from qnnlab.certify import certified_gap
-from qnnlab.train.certified import ConvexBound, convex_bound
 from qnnlab.train.enumerate import MAX_ENUM_DIM, binary_optimum, model_losses
 from qnnlab.train.evaluate import Metric, Objective, continuous_weights, evaluate, quantized_weights
 from qnnlab.train.recalibrate import recalibrated_stats
