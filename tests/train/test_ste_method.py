@@ -41,7 +41,7 @@ def test_config_and_model_preparation() -> None:
 
 
 def test_logistic_toy_end_to_end() -> None:
-    cfg = next(c for c in preset_runs("logistic", 1) if c.label == "ste (clipped)").with_(epochs=5)
+    cfg = next(c for c in preset_runs("logistic", 1) if c.label == "ste").with_(epochs=5)
     result = fit(cfg)
     s = result.summary
     assert s["on_grid"] and s["rel_gap"] >= 0

@@ -71,11 +71,11 @@ def _logistic(w_scale: float) -> Preset:
 def _linear_rows(n_train: int) -> list[dict[str, Any]]:
     """The rows of the linear presets (batch 100, 50 epochs unless a row says otherwise); full batch = ``n_train``.
 
-    ``ste (clipped)`` takes Yin et al.'s clipped straight-through gradient ``1{|w| ≤ 1}`` without
+    ``ste`` takes Yin et al.'s clipped straight-through gradient ``1{|w| ≤ 1}`` without
     clipping the latent weights; with the identity gradient it would be deterministic BinaryConnect
     less the clip (:mod:`qnnlab.optim.ste`). On these convex problems its ``Q(w)`` still equals
-    BinaryConnect's: at lr 0.1 no latent weight leaves ``[−1, 1]`` in 50 epochs (breast cancer,
-    problems 0-2), and at lr 1 the ones that do are those the gradient keeps pushing outward, whose
+    BinaryConnect's: at lr 0.1 on breast-cancer problems 0-2 (no latent weight left ``[−1, 1]`` on
+    problem 0), and at lr 1 the ones that do are those the gradient keeps pushing outward, whose
     sign neither BinaryConnect's clip nor the clipped gradient's freeze changes (same gaps, 1.77 %
     mean on problems 0-2). The rows differ in their continuous weights ("train loss w": the latent
     for BinaryConnect, ``sign w`` for STE) and on networks.
@@ -102,7 +102,7 @@ def _linear_rows(n_train: int) -> list[dict[str, Any]]:
         # the general Muehlebach–Jordan solver (autograd Jacobian + dual QP) on the same constraint
         {"label": "constrained_gd (qp)", "method": {"name": "constrained_gd", "lr": 1.0, "solver": "qp", "eps": eps}},
         {"label": "primal_dual", "method": {"name": "primal_dual", "lr": 1.0, "dual_lr": 1.0, "eps": eps}},
-        {"label": "ste (clipped)", "method": {"name": "ste", "lr": 0.1, "estimator": "clipped"}},
+        {"label": "ste", "method": {"name": "ste", "lr": 0.1, "estimator": "clipped"}},
         {"label": "proxquant", "method": {"name": "proxquant", "lr": 0.01, "lam": 0.01}},
         {
             "label": "adaste (full batch)",

@@ -17,7 +17,7 @@ With the identity proxy ``μ' = 1`` the step *is* deterministic BinaryConnect's,
 the sign weights and apply it unchanged to the latent ones, so their iterates coincide for as
 long as no latent weight leaves the box (and they then differ only in how far past ±1 a weight
 must travel back to flip). On the linear presets that is every run: identical ``Q(w)``. With the
-clipped proxy ``μ' = 1{|w| ≤ 1}`` (Yin et al.'s, the presets' ``ste (clipped)`` row) a latent
+clipped proxy ``μ' = 1{|w| ≤ 1}`` (Yin et al.'s, the linear presets' ``ste`` row) a latent
 weight that steps past ±1 gets no gradient and stays there, where BinaryConnect clips it to ±1
 and keeps moving it.
 
