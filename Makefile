@@ -47,8 +47,10 @@ CC_PACKAGES = $(if $(shell command -v $(CC) || command -v gcc),,gcc libc6-dev)
 compiler:
 	$(call apt_install,$(CC_PACKAGES))
 
+# Experiment I of the ASkewSGD paper, then breast cancer over 5 problems (data splits): both enumerable
 run: $(VENV)/.installed compiler
-	$(BIN)/qnnlab compare logistic --seeds 5 --results results
+	$(BIN)/qnnlab compare logistic --seeds 3 --results results
+	$(BIN)/qnnlab compare breast-cancer --problems 5 --seeds 1 --results results
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -164,3 +164,12 @@ def test_device_cuda_that_is_not_there() -> None:
 @pytest.mark.parametrize("seeds", [0, MAX_SEEDS + 1, 10**12])
 def test_seeds_out_of_range(seeds: int) -> None:
     fails_cleanly(["compare", "logistic", "--seeds", str(seeds)], f"--seeds {seeds}: choose from 1 to {MAX_SEEDS}")
+
+
+@pytest.mark.parametrize("problems", [0, MAX_SEEDS + 1])
+def test_problems_out_of_range(problems: int) -> None:
+    fails_cleanly(["compare", "logistic", "--problems", str(problems)], f"--problems {problems}: choose from 1 to")
+
+
+def test_negative_certify_time_names_the_field() -> None:
+    fails_cleanly(["compare", "logistic", "--set", "certify_time=-1", "-q"], "certify_time: Input should be greater")

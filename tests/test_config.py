@@ -118,4 +118,4 @@ def test_cli_reports_toml_syntax_and_missing_file(tmp_path: Path) -> None:
 def test_cli_unknown_preset_lists_choices() -> None:
     result = runner.invoke(app, ["compare", "moons", "--seeds", "1"])
     assert result.exit_code == 2
-    assert "unknown preset 'moons'; choose from: cifar10-resnet20, cifar10-vgg, digits" in result.output
+    assert "unknown preset 'moons'; choose from: breast-cancer, cifar10-resnet20, cifar10-vgg, digits" in result.output

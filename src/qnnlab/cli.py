@@ -186,7 +186,8 @@ def _train(
     if not writes:
         return
     rows = aggregate(out)
-    _print_table(rows, f"{name}: weights judged after quantization, mean ± std over seeds", name)
+    over = "(problem, seed) pairs" if any(row.problems > 1 for row in rows) else "seeds"
+    _print_table(rows, f"{name}: weights judged after quantization, mean ± std over {over}", name)
     try:
         write_atomic(results / f"{name}.md", markdown_table(rows, name))
     except OSError as err:
@@ -317,6 +318,10 @@ def run(
 def compare(
     preset: Annotated[str, typer.Argument(help="preset name (see `qnnlab list`)")] = "logistic",
     seeds: Annotated[int, typer.Option(help=f"training seeds (N from 1 to {MAX_SEEDS})")] = 5,
+    problems: Annotated[
+        int | None,
+        typer.Option(help="problems: every run on data seeds 0..N−1 (default: the preset's one data seed)"),
+    ] = None,
     seed_start: SeedStartOpt = None,
     sets: SetOpt = None,
     methods: MethodsOpt = None,
@@ -328,15 +333,18 @@ def compare(
     data_dir: DataDirOpt = None,
     resume: ResumeOpt = False,
 ) -> None:
-    """Train every method of a preset over several seeds and print the comparison table."""
+    """Train every method of a preset over several seeds (and problems) and print the comparison table."""
     from qnnlab.experiments.presets import preset_runs
 
     if not 1 <= seeds <= MAX_SEEDS:
         _fail(f"--seeds {seeds}: choose from 1 to {MAX_SEEDS}")
+    if problems is not None and not 1 <= problems <= MAX_SEEDS:
+        _fail(f"--problems {problems}: choose from 1 to {MAX_SEEDS}")
     if seed_start is not None and seed_start < 0:
         _fail(f"--seed-start {seed_start}: must be >= 0")
     try:
-        rows = [(f"{preset} row {cfg.label!r}", cfg) for cfg in preset_runs(preset, seeds, seed_start or 0)]
+        runs = preset_runs(preset, seeds, seed_start or 0, problems)
+        rows = [(f"{preset} row {cfg.label!r}", cfg) for cfg in runs]
         configs = _configure(rows, sets=sets, methods=methods, epochs=epochs, device=device, data_dir=data_dir)
     except (KeyError, ValueError) as err:
         _fail(str(err).strip("'\""))

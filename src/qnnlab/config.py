@@ -46,7 +46,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from qnnlab.data import DATASETS, DataConfig, ValidationSplit
-from qnnlab.data.bundled import DigitsData, MNIST5kData
+from qnnlab.data.bundled import BreastCancerData, DigitsData, MNIST5kData
 from qnnlab.data.cifar import CIFAR10Data
 from qnnlab.data.idx import FashionMNISTData, MNISTData
 from qnnlab.data.imagefolder import ImageNetData
@@ -69,6 +69,7 @@ from qnnlab.schedules import Schedule, constant, exponential, inverse_power, ste
 
 __all__ = [
     "BCVGGModel",
+    "BreastCancerData",
     "CIFAR10Data",
     "ConfigError",
     "DigitsData",
@@ -151,6 +152,12 @@ class RunConfig(Schema):
     )
     checkpoint_every: int = Field(
         1, ge=0, description="epochs between checkpoints (resume continues from the last); 0: only the final one"
+    )
+    bn_recalibrate: bool = Field(
+        True, description="judge Q(w) with batch-norm statistics re-estimated at Q(w) on the training data"
+    )
+    certify_time: float = Field(
+        10.0, ge=0, description="seconds of branch-and-bound per convex linear problem beyond enumeration; 0: box bound"
     )
 
     @model_validator(mode="after")

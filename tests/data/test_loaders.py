@@ -271,7 +271,7 @@ def test_unknown_dataset_lists_the_choices() -> None:
     class Odd:
         name = "svhn"
 
-    with pytest.raises(KeyError, match="unknown dataset 'svhn'; choose from: cifar10, digits, fashion_mnist"):
+    with pytest.raises(KeyError, match="unknown dataset 'svhn'; choose from: breast_cancer, cifar10, digits, fashion"):
         get_dataset(Odd())
 
 

@@ -31,13 +31,17 @@ def tiny(cfg: RunConfig, folder: Path) -> RunConfig:
     method = cfg.method.model_dump()
     if "eps" in method:
         method["eps"] |= {"hold": 0, "decay": 0.1}
+    schedule = cfg.schedule.model_dump()
+    if "milestones" in schedule:  # a milestone past the 2 epochs would be refused
+        schedule["milestones"] = [m for m in schedule["milestones"] if m < 2]
     return cfg.with_(
         data=data,
         model={**cfg.model.model_dump(), **TINY_MODEL[cfg.model.name]},
         method=method,
+        schedule=schedule,
         epochs=2,
         batch_size=4,
-        eval_train=8,
+        eval_train=6,  # the smallest tiny set (imagenet) has 6 training images
         eval_batch_size=5,
     )
 

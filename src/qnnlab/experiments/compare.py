@@ -4,6 +4,8 @@ Runs are paired across methods by ``(data seed, training seed)``; a column's bes
 an exact sign test over those pairs says it beats the runner-up (:mod:`qnnlab.experiments.significance`).
 A run that diverged is counted beside its row (``3 (2 diverged)``) and left out of its means; a mean
 that is not finite is printed as ``not finite``, never as ``nan ± 0``.
+Over several problems (data seeds), the mean ± std are over every (problem, seed) pair, and the spread
+over problems of a column is the sample std of its per-problem means (:data:`SPREAD`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from qnnlab.train.loop import RunResult, fit
 __all__ = [
     "BETTER",
     "COLUMNS",
+    "SPREAD",
     "PairKey",
     "Row",
     "aggregate",
@@ -54,6 +57,8 @@ class Row:
     values: dict[str, dict[PairKey, float]] = field(default_factory=dict)
     best: frozenset[str] = frozenset()
     diverged: int = 0  # runs that diverged (in no mean)
+    problems: int = 1  # distinct data seeds among its runs
+    spread: dict[str, float] = field(default_factory=dict)  # column -> std of the per-problem means (2+ problems)
 
 
 # (summary key, header, scale, format); a column no row has a value for is left out of the table
@@ -62,6 +67,7 @@ COLUMNS: list[tuple[str, str, float, str]] = [
     ("q_test_acc", "test acc Q(w) %", 100.0, ".2f"),
     ("q_test_loss", "test loss Q(w)", 1.0, ".4f"),
     ("rel_gap", "gap to binary opt. %", 100.0, ".3f"),
+    ("cert_gap", "certified gap bound %", 100.0, ".3f"),
     ("train_loss", "train loss w", 1.0, ".4f"),
     ("test_acc", "test acc w %", 100.0, ".2f"),
     ("near_grid", "|w − Q(w)| ≤ 0.05 %", 100.0, ".1f"),
@@ -74,10 +80,17 @@ BETTER: dict[str, Better] = {
     "q_test_acc": "max",
     "q_test_loss": "min",
     "rel_gap": "min",
+    "cert_gap": "min",
     "train_loss": "min",
     "test_acc": "max",
     "near_grid": "max",
     "wall_time": "min",
+}
+# columns whose spread over problems the table shows beside them (when a row ran on 2+ problems)
+SPREAD: dict[str, str] = {
+    "rel_gap": "gap spread over problems %",
+    "cert_gap": "bound spread over problems %",
+    "q_test_acc": "acc spread over problems %",
 }
 PUBLISHED_HEADER = "published (source)"
 BOLD_NOTE = (
@@ -141,8 +154,9 @@ def aggregate(results: Sequence[RunResult], *, keys: Sequence[PairKey | None] | 
         by_label.setdefault(r.label, []).append((r, k))
     rows = []
     for label, runs in by_label.items():
-        stats, values = {}, {}
+        stats, values, spread = {}, {}, {}
         diverged = sum(getattr(r, "status", "done") == "diverged" for r, _ in runs)
+        problems = {None if k is None else k[0] for _, k in runs}
         for key, *_ in COLUMNS:
             # a stored non-finite value is null: it counts as NaN, so the mean says "not finite"
             got = [
@@ -152,17 +166,27 @@ def aggregate(results: Sequence[RunResult], *, keys: Sequence[PairKey | None] | 
             ]
             if got:
                 vals = [v for v, _ in got]
-                spread = (
-                    0.0 if len(vals) == 1 else statistics.stdev(vals) if all(map(math.isfinite, vals)) else math.nan
-                )
-                stats[key] = (statistics.fmean(vals), spread)
+                sd = 0.0 if len(vals) == 1 else statistics.stdev(vals) if all(map(math.isfinite, vals)) else math.nan
+                stats[key] = (statistics.fmean(vals), sd)
                 values[key] = {k: v for v, k in got if k is not None and math.isfinite(v)}
-        rows.append(Row(label, len(runs) - diverged, stats, values, diverged=diverged))
+            if key in SPREAD and len(problems) > 1 and (means := _problem_means(values.get(key, {}))):
+                spread[key] = statistics.stdev(means) if len(means) > 1 else 0.0
+        rows.append(
+            Row(label, len(runs) - diverged, stats, values, diverged=diverged, problems=len(problems), spread=spread)
+        )
     winners: dict[str, set[str]] = {}
     for key, (label, _, test) in best_tests(rows).items():
         if test.significant:
             winners.setdefault(label, set()).add(key)
     return [replace(row, best=frozenset(winners.get(row.label, ()))) for row in rows]
+
+
+def _problem_means(values: Mapping[PairKey, float]) -> list[float]:
+    """The mean of ``values`` over the training seeds of each problem (data seed), problem by problem."""
+    by_problem: dict[int | None, list[float]] = {}
+    for (problem, _), v in values.items():
+        by_problem.setdefault(problem, []).append(v)
+    return [statistics.fmean(v) for _, v in sorted(by_problem.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
 
 
 def _ranked(rows: Sequence[Row], key: str) -> list[Row]:
@@ -216,14 +240,21 @@ def table_cells(
     """``(header, one list of cells per row)``: the columns some row has, then the published numbers of
     ``preset``. ``bold`` wraps the text of each row's significantly best cells (see :data:`BOLD_NOTE`)."""
     columns = table_columns(rows)
+    spreads = {key for row in rows for key in row.spread}
     refs = [published(preset, row.label) for row in rows]
-    header = ["method", "seeds", *(h for _, h, _, _ in columns)]
+    several = any(row.problems > 1 for row in rows)
+    header = ["method", "problems × seeds" if several else "seeds"]
+    for key, head, _, _ in columns:
+        header += [head, SPREAD[key]] if key in spreads else [head]
     cells = []
     for row in rows:
-        line = [row.label, f"{row.n} ({row.diverged} diverged)" if row.diverged else str(row.n)]
+        runs = f"{row.problems} × {(row.n + row.diverged) // row.problems}" if several else str(row.n)
+        line = [row.label, f"{runs} ({row.diverged} diverged)" if row.diverged else runs]
         for key, _, scale, fmt in columns:
             text = format_cell(row, key, scale, fmt)
             line.append(bold(text) if bold is not None and key in row.best else text)
+            if key in spreads:
+                line.append(f"{row.spread[key] * scale:{fmt}}" if key in row.spread else "—")
         cells.append(line)
     if any(refs):
         header.append(PUBLISHED_HEADER)

@@ -1,7 +1,9 @@
 """Named presets: the list of runs (one per method variant) that a comparison trains.
 
 Each preset is a function of the training seed returning validated :class:`RunConfig` s;
-the data seed stays fixed, so every method and seed sees the same data set. A preset is
+the data seed stays fixed, so every method and seed sees the same data set, unless the runs
+are asked for over several problems (:func:`preset_runs` with ``problems = N``: data seeds
+``0..N−1``, a new split or a new draw of the synthetic set each). A preset is
 settings shared by its runs plus one row per method variant, so adding a method is one
 line: ``row("ste", {"name": "ste", "lr": 1e-3, "base": "adam"})``.
 
@@ -68,9 +70,24 @@ def _logistic(w_scale: float) -> Preset:
     but (1e-4, 1e-3), whose flips stop too early (q_val_loss 0.611 against 0.533).
     """
     data: dict[str, Any] = {"name": "logistic", "d": 10, "n_train": 6000, "n_test": 1000, "w_scale": w_scale, "seed": 0}
+    return _grid({"epochs": 50, "batch_size": 100, "data": data}, _linear_rows(6000))
+
+
+def _linear_rows(n_train: int) -> list[dict[str, Any]]:
+    """The rows of the linear presets (batch 100, 50 epochs unless a row says otherwise); full batch = ``n_train``.
+
+    ``ste`` takes Yin et al.'s clipped straight-through gradient ``1{|w| ≤ 1}`` without
+    clipping the latent weights; with the identity gradient it would be deterministic BinaryConnect
+    less the clip (:mod:`qnnlab.optim.ste`). On these convex problems its ``Q(w)`` still equals
+    BinaryConnect's: at lr 0.1 on breast-cancer problems 0-2 (no latent weight left ``[−1, 1]`` on
+    problem 0), and at lr 1 the ones that do are those the gradient keeps pushing outward, whose
+    sign neither BinaryConnect's clip nor the clipped gradient's freeze changes (same gaps, 1.77 %
+    mean on problems 0-2). The rows differ in their continuous weights ("train loss w": the latent
+    for BinaryConnect, ``sign w`` for STE) and on networks.
+    """
     eps = _eps(10, 0.75)
-    runs: list[dict[str, Any]] = [
-        {"label": "gd (full batch)", "epochs": 300, "batch_size": 6000, "method": {"name": "sgd", "lr": 10.0}},
+    return [
+        {"label": "gd (full batch)", "epochs": 300, "batch_size": n_train, "method": {"name": "sgd", "lr": 10.0}},
         {"label": "minibatch sgd", "method": {"name": "sgd", "lr": 1.0}},
         {
             "label": "sgd (b=1, 1/k steps)",
@@ -90,21 +107,48 @@ def _logistic(w_scale: float) -> Preset:
         # the general Muehlebach–Jordan solver (autograd Jacobian + dual QP) on the same constraint
         {"label": "constrained_gd (qp)", "method": {"name": "constrained_gd", "lr": 1.0, "solver": "qp", "eps": eps}},
         {"label": "primal_dual", "method": {"name": "primal_dual", "lr": 1.0, "dual_lr": 1.0, "eps": eps}},
-        {"label": "ste", "method": {"name": "ste", "lr": 0.1}},
+        {"label": "ste", "method": {"name": "ste", "lr": 0.1, "estimator": "clipped"}},
         {"label": "proxquant", "method": {"name": "proxquant", "lr": 0.01, "lam": 0.01}},
         {
             "label": "adaste (full batch)",
             "epochs": 100,
-            "batch_size": 6000,
+            "batch_size": n_train,
             "method": {"name": "adaste", "lr": 1.0, "alpha": 0.01, "beta": 100.0, "theta_init": 1.0},
         },
         {"label": "bop", "method": {"name": "bop", "gamma": 1e-3, "threshold": 1e-6}},
     ]
-    return _grid({"epochs": 50, "batch_size": 100, "data": data}, runs)
 
 
 PRESETS.register("logistic", _logistic(1.0))
 PRESETS.register("logistic-0.8", _logistic(0.8))
+
+
+def _breast_cancer() -> Preset:
+    """A real problem that separates the methods: breast cancer (455 train / 114 test), 10 binary weights.
+
+    scikit-learn's bundled Wisconsin set, its 10 "mean" features standardized on the training
+    split, a stratified split per data seed (``--problems N``: seeds 0..N−1); a linear model
+    without bias and the mean logistic loss, so the 2¹⁰ sign vectors are enumerated and every
+    gap is exact. Radius, perimeter and area are correlated above 0.99: the continuous optimum
+    has large weights of both signs, and rounding it lands far from the binary optimum. The rows
+    are Experiment I's (:func:`_linear_rows`, with full batch = 455) plus the full-precision
+    optimum rounded: the ill-conditioned loss (its minimizer's weights are large) needs heavy-ball
+    momentum, lr 10 and μ = 0.98 on the full batch for 300 epochs, whose signs equal those of
+    SciPy's L-BFGS-B minimizer on problems 0-2 (Adam at lr 0.1 for 300 epochs, or μ = 0.95, missed
+    one or two signs).
+    """
+    n_train = 455
+    rounded = {
+        "label": "round(fp optimum)",
+        "epochs": 300,
+        "batch_size": n_train,
+        "method": {"name": "sgd", "lr": 10.0, "momentum": 0.98},
+    }
+    common = {"epochs": 50, "batch_size": 100, "data": {"name": "breast_cancer", "n_test": 569 - n_train}}
+    return _grid(common, [rounded, *_linear_rows(n_train)])
+
+
+PRESETS.register("breast-cancer", _breast_cancer())
 
 
 def _untuned_rows(
@@ -115,7 +159,11 @@ def _untuned_rows(
     ``constrained_gd*`` and ``primal_dual*`` take ASkewSGD's Adam step and ε schedule; ``ste*``
     the baselines' step; ``proxquant*`` Adam at ASkewSGD's step with λ growing so that the prox
     strength τ = lr·λ·epoch reaches 0.5 in the last epoch; ``adaste*`` the authors' α, β with
-    |θ₀| = 1 at ASkewSGD's step. Untuned: tables show them, results.md says so.
+    |θ₀| = 1 at ASkewSGD's step, Adam included: with plain SGD at that lr (the row before
+    2026-12-03) no sign can flip within a two-moons run — the batch-normalized network's gradients
+    are ≈ 0.01 and AdaSTE's factor is capped at ½, so θ travels at most 0.1·½·0.01·1000 ≈ 0.5 of
+    the 1 to zero — and a seed whose initial signs were bad stayed at them (2 of 5 seeds at 16 %).
+    Untuned: tables show them, results.md says so.
     """
     adam = {"lr": adam_lr, "base": "adam"}
     return [
@@ -123,7 +171,7 @@ def _untuned_rows(
         row("primal_dual*", {"name": "primal_dual", **adam, "dual_lr": 1.0, "eps": eps}, **run),
         row("ste*", {"name": "ste", "lr": sgd_lr, "base": "adam"}),
         row("proxquant*", {"name": "proxquant", **adam, "lam": 0.5 / (adam_lr * epochs)}, **run),
-        row("adaste*", {"name": "adaste", "lr": adam_lr, "alpha": 0.01, "beta": 100.0, "theta_init": 1.0}, **run),
+        row("adaste*", {"name": "adaste", **adam, "alpha": 0.01, "beta": 100.0, "theta_init": 1.0}, **run),
     ]
 
 
@@ -343,7 +391,9 @@ def _cifar10_resnet20() -> Preset:
     BinaryConnect recipe). Every weight but the BN parameters and the final bias is binary.
     Unlike the paper, binary runs start from scratch rather than from a trained
     full-precision network. ASkewSGD holds ε = 1 for 80 epochs, then × 0.93 per epoch
-    (ε ≈ 1.6e-4 by epoch 200).
+    (ε ≈ 1.6e-4 by epoch 200). ProxQuant: the same Adam steps with the package's default
+    λ = 1e-4 growing per epoch (not run here: the preset needs a GPU), the row its published
+    number (from a pretrained start, 300 epochs) is shown beside.
     """
     common = {
         "epochs": 200,
@@ -364,6 +414,7 @@ def _cifar10_resnet20() -> Preset:
             ),
             row("binaryconnect", {"name": "binaryconnect", **adam}),
             row("askewsgd", {"name": "askewsgd", **adam, "alpha": 1.0, "eps": _eps(80, 0.93)}),
+            row("proxquant", {"name": "proxquant", **adam, "lam": 1e-4}),
         ],
     )
 
@@ -413,14 +464,25 @@ for _name, _preset in (
     PRESETS.register(_name, _preset)
 
 
-def preset_runs(name: str, seeds: int, seed_start: int = 0) -> list[RunConfig]:
-    """Every run of preset ``name`` for training seeds ``seed_start .. seed_start + seeds − 1``, validated up front."""
+def preset_runs(name: str, seeds: int, seed_start: int = 0, problems: int | None = None) -> list[RunConfig]:
+    """Every run of preset ``name`` for training seeds ``seed_start .. seed_start + seeds − 1``, validated up front.
+
+    ``problems = N``: each of them on data seeds ``0 .. N − 1`` (problem by problem); ``None`` keeps the
+    preset's own data seed.
+    """
     if seeds < 1:
         raise ValueError(f"Invalid seeds: {seeds}; must be >= 1")
     if seed_start < 0:
         raise ValueError(f"Invalid seed_start: {seed_start}; must be >= 0")
+    if problems is not None and problems < 1:
+        raise ValueError(f"Invalid problems: {problems}; must be >= 1")
     build = PRESETS.get(name)
-    return [cfg for seed in range(seed_start, seed_start + seeds) for cfg in build(seed)]
+    runs = [cfg for seed in range(seed_start, seed_start + seeds) for cfg in build(seed)]
+    if problems is None:
+        return runs
+    if any(cfg.data is None for cfg in runs):
+        raise ValueError(f"Invalid problems: {problems}; preset {name!r} names no data set to draw problems from")
+    return [cfg.with_(**{"data.seed": p}) for p in range(problems) for cfg in runs]
 
 
 def select_runs(configs: Sequence[RunConfig], names: Iterable[str]) -> list[RunConfig]:

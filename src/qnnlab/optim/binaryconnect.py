@@ -12,6 +12,9 @@ real-valued latent ``w`` in its state and applies the gradient taken at ``w_b`` 
 with the hard sigmoid ``σ(x) = clip((x+1)/2, 0, 1)`` (so ``E[w_b] = w``) and, when
 ``glorot_scale`` is on, the per-layer multiplier ``c = 1/√(1.5/(fan_in + fan_out))``.
 At construction the latent weights are the parameters' values clipped to ``[−1, 1]``.
+Deterministic BinaryConnect is the identity-STE step of :class:`~qnnlab.optim.STE` with the
+latent weights clipped: the two share their iterates while no latent weight leaves ``[−1, 1]``
+(see :mod:`qnnlab.optim.ste`).
 
 Reference: Courbariaux, Bengio & David, "BinaryConnect: training deep neural networks
 with binary weights during propagations", NeurIPS 2015, arXiv:1511.00363.

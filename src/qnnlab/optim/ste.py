@@ -12,6 +12,15 @@ the base step, optionally followed by clipping the latent weights to ``[−1, 1]
 Unlike :class:`~qnnlab.optim.BinaryConnect`, nothing is clipped unless asked, the proxy ``μ'``
 is a choice (identity, hardtanh, ReLU, clipped ReLU), and the parameter is the latent weight.
 
+With the identity proxy ``μ' = 1`` the step *is* deterministic BinaryConnect's,
+``w ← w − γ ∇f(sign w)``, less BinaryConnect's clip to ``[−1, 1]``: both take the gradient at
+the sign weights and apply it unchanged to the latent ones, so their iterates coincide for as
+long as no latent weight leaves the box (and they then differ only in how far past ±1 a weight
+must travel back to flip). On the linear presets that is every run: identical ``Q(w)``. With the
+clipped proxy ``μ' = 1{|w| ≤ 1}`` (Yin et al.'s, the linear presets' ``ste`` row) a latent
+weight that steps past ±1 gets no gradient and stays there, where BinaryConnect clips it to ±1
+and keeps moving it.
+
 Reference: Yin, Lyu, Zhang, Osher, Qi & Xin, "Understanding straight-through estimator in
 training activation quantized neural nets", ICLR 2019, arXiv:1903.05662.
 """

@@ -21,7 +21,7 @@ from torch.func import functional_call, replace_all_batch_norm_modules_
 
 from qnnlab.train.evaluate import Metric, loss_fn
 
-__all__ = ["MAX_ENUM_DIM", "binary_minimum", "binary_optimum", "logistic_losses", "model_losses"]
+__all__ = ["MAX_ENUM_DIM", "binary_minimum", "binary_optimum", "data_digest", "logistic_losses", "model_losses"]
 
 MAX_ENUM_DIM = 20
 _CACHE_SIZE = 16
@@ -81,7 +81,8 @@ def model_losses(model: nn.Module, x: Tensor, y: Tensor, loss: Metric = loss_fn)
     return lambda w: batched(w.to(torch.float64))
 
 
-def _digest(*tensors: Tensor) -> str:
+def data_digest(*tensors: Tensor) -> str:
+    """SHA-256 of the tensors' shapes, dtypes and contents: the key the cached optima are found by."""
     h = hashlib.sha256()
     for t in tensors:
         h.update(f"{tuple(t.shape)}{t.dtype}".encode())
@@ -92,7 +93,7 @@ def _digest(*tensors: Tensor) -> str:
 def binary_optimum(model: nn.Module, x: Tensor, y: Tensor, loss: Metric = loss_fn) -> float:
     """``min f`` over ``{±1}`` values of every parameter of ``model``, ``f = loss`` on ``(x, y)`` as in
     :func:`model_losses`; cached by the contents of ``(x, y)``, the architecture and ``loss``."""
-    key = (_digest(x, y), type(model), repr(model), loss)
+    key = (data_digest(x, y), type(model), repr(model), loss)
     if key not in _OPTIMA:
         n = sum(p.numel() for p in model.parameters())
         _OPTIMA[key] = binary_minimum(model_losses(model, x, y, loss), n)[0]

@@ -286,6 +286,8 @@ def _fit(
         run_id=run_id,
         checkpoint=ckpt,
         training_state=training_state,
+        bn_recalibrate=cfg.bn_recalibrate,
+        certify_time=cfg.certify_time,
     )
     every = cfg.checkpoint_every
     try:

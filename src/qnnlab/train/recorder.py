@@ -29,6 +29,16 @@ raises :class:`~qnnlab.train.guard.Diverged` and nothing of that epoch is record
 checkpointed. :meth:`Recorder.checkpoint` writes everything needed to export or resume the run
 (:mod:`qnnlab.train.checkpoint`); :meth:`Recorder.finish` writes the final one before it marks
 the run ``done``.
+
+Beyond that, for a convex linear problem (a bias-free linear model under the default loss) it gets
+the box relaxation's bound ``box_bound``, the best certified lower bound ``certified_lower`` and the
+certified gap bound ``cert_gap = (f(Q(w)) − L)/|L|``, and the exact gap when branch-and-bound proves
+the optimum within ``certify_time`` (:mod:`qnnlab.train.certified`).
+
+``Q(w)`` is judged with batch-norm statistics re-estimated at ``Q(w)`` on the training examples the
+train metrics use (:mod:`qnnlab.train.recalibrate`; ``bn_recalibrate=False``: the running statistics
+gathered at ``w``), the convention the enumerated optimum uses, so that with all the training data
+"train loss Q(w)" is the loss whose gap is reported.
 """
 
 from __future__ import annotations
@@ -45,12 +55,14 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 import qnnlab
+from qnnlab.certify import certified_gap
 from qnnlab.data import Data, Dataset
 from qnnlab.methods import method_name
 from qnnlab.nn.models import constrained_names
 from qnnlab.quant.grids import get_grid
 from qnnlab.schedules import EpochScheduler
 from qnnlab.store import RunStore
+from qnnlab.train.certified import ConvexBound, convex_bound
 from qnnlab.train.checkpoint import checkpoint_path, save_checkpoint
 from qnnlab.train.diagnostics import (
     histogram_edges,
@@ -62,6 +74,7 @@ from qnnlab.train.diagnostics import (
 from qnnlab.train.enumerate import MAX_ENUM_DIM, binary_optimum, model_losses
 from qnnlab.train.evaluate import Metric, Objective, continuous_weights, evaluate, quantized_weights
 from qnnlab.train.guard import check_finite
+from qnnlab.train.recalibrate import recalibrated_stats
 
 __all__ = ["DIAGNOSTIC_EXAMPLES", "Recorder", "RunResult", "describe", "judged_bits", "quantized_names", "versions"]
 
@@ -137,6 +150,11 @@ def _stored_config(config: Any, model: nn.Module, optimizer: Optimizer, data: Da
     return {**defaults, **given}
 
 
+def _gaps(f_q: float, optimum: float) -> dict[str, float]:
+    """The summary's ``binary_optimum``, ``gap = f(Q(w)) − f*`` and ``rel_gap = gap/|f*|``."""
+    return {"binary_optimum": optimum, "gap": f_q - optimum, "rel_gap": (f_q - optimum) / abs(optimum)}
+
+
 class Recorder:
     """Evaluates and records one training run of ``model`` by ``optimizer`` on ``data``; see the module docstring.
 
@@ -161,6 +179,10 @@ class Recorder:
             ``epoch`` are deleted, its clock and history restored (:func:`qnnlab.fit` with ``resume=True``).
         training_state: returns the state of the training loop a checkpoint also holds (schedulers,
             RNG states) under ``training``; see :mod:`qnnlab.train.checkpoint`.
+        bn_recalibrate: judge ``Q(w)`` with batch-norm statistics re-estimated at ``Q(w)`` on the
+            training data (the default; see the module docstring), else with those gathered at ``w``.
+        certify_time: seconds of branch-and-bound for a convex linear problem too large to enumerate,
+            once per problem (0: the box bound alone); see :mod:`qnnlab.train.certified`.
     """
 
     def __init__(
@@ -183,6 +205,8 @@ class Recorder:
         run_id: int | None = None,
         checkpoint: Mapping[str, Any] | None = None,
         training_state: Callable[[], Mapping[str, Any]] | None = None,
+        bn_recalibrate: bool = True,
+        certify_time: float = 10.0,
     ) -> None:
         self.model, self.optimizer, self.data = model, optimizer, data
         self.names = quantized_names(model, optimizer)
@@ -192,7 +216,9 @@ class Recorder:
         self.objective = Objective.for_task(data.task, loss, metrics)
         self.schedulers, self.on_epoch = list(schedulers), on_epoch
         self.eval_batch_size, self.eval_train = eval_batch_size, eval_train
+        self.bn_recalibrate, self.certify_time = bn_recalibrate, certify_time
         self.config = _stored_config(config, model, optimizer, data, self.bits)
+        self.config["bn_recalibrate"] = bn_recalibrate  # what was done, whatever the config said
         self.label = str(self.config["label"])
         self._optimum_model = optimum_model if optimum_model is not None else model
         self.optimum = self._certified_optimum()
@@ -265,8 +291,9 @@ class Recorder:
         eps = scheduled.get("eps")
         w = continuous_weights(model, optimizer)
         q, scales = quantized_weights(model, optimizer, names, self.bits)
+        judged = {**q, **self._q_stats(q)}
         out: dict[str, Tensor] = {}
-        for prefix, weights in (("", w), ("q_", q)):
+        for prefix, weights in (("", w), ("q_", judged)):
             for split in data.eval_splits:
                 limit = self.eval_train if split == "train" else None
                 batches = data.eval_batches(split, self.eval_batch_size, limit)
@@ -294,17 +321,24 @@ class Recorder:
         series = {"batch_loss": batch_loss.tolist(), "weight_hist": hist.tolist(), "weight_hist_edges": edges.tolist()}
         return values, series
 
+    def _q_stats(self, q: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The batch-norm statistics ``Q(w)`` is judged with: re-estimated at ``Q(w)`` (``bn_recalibrate``), else none
+        (the model's own, gathered at ``w``)."""
+        if not self.bn_recalibrate:
+            return {}
+        train = self.data.eval_batches
+        return recalibrated_stats(self.model, q, lambda: train("train", self.eval_batch_size, self.eval_train))
+
     # -- the end ----------------------------------------------------------------------------
     def _certified_optimum(self) -> float | None:
         """``min f`` over binary weights when it can be certified by enumeration (see the module docstring)."""
-        params = dict(self.model.named_parameters())
         data = self.data
         if not (
             self.bits == 1
             and isinstance(data, Dataset)
             and data.pixels is None
-            and len(self.names) == len(params)
-            and sum(p.numel() for p in params.values()) <= MAX_ENUM_DIM
+            and self._all_quantized()
+            and sum(p.numel() for p in self.model.parameters()) <= MAX_ENUM_DIM
         ):
             return None
         try:
@@ -328,14 +362,30 @@ class Recorder:
         if self.optimum is not None:
             # the loss of Q(w) under the same definition as the enumerated optimum: the weights are on
             # the grid, so the optimum model's forward is the run model's
-            plain, data = self._optimum_model, self.data
-            qvec = torch.cat([q[n].reshape(-1) for n, _ in plain.named_parameters()]).cpu()
-            losses = model_losses(plain, data.x_train.cpu(), data.y_train.cpu(), self.objective.loss)
-            f_q = float(losses(qvec[None])[0])
-            summary["binary_optimum"] = self.optimum
-            summary["gap"] = f_q - self.optimum
-            summary["rel_gap"] = (f_q - self.optimum) / abs(self.optimum)
+            x, y = self.data.x_train.cpu(), self.data.y_train.cpu()
+            f_q = float(model_losses(self._optimum_model, x, y, self.objective.loss)(self._flat(q).cpu()[None])[0])
+            summary.update(_gaps(f_q, self.optimum))
+        elif (bound := self._convex_bound(q)) is not None:
+            f_q = bound.value(self._flat(q))
+            summary["box_bound"], summary["certified_lower"] = bound.box, bound.lower
+            summary["cert_gap"] = certified_gap(f_q, bound.lower)
+            if bound.optimum is not None:
+                summary.update(_gaps(f_q, bound.optimum))
         return summary
+
+    def _flat(self, q: dict[str, Tensor]) -> Tensor:
+        return torch.cat([q[n].reshape(-1) for n, _ in self._optimum_model.named_parameters()])
+
+    def _convex_bound(self, q: dict[str, Tensor]) -> ConvexBound | None:
+        """The certified bounds of a convex linear problem beyond enumeration (:mod:`qnnlab.train.certified`)."""
+        data = self.data
+        if not (self.bits == 1 and isinstance(data, Dataset) and data.pixels is None and self._all_quantized()):
+            return None
+        x, y = data.x_train.cpu(), data.y_train.cpu()
+        return convex_bound(self._optimum_model, x, y, self.objective.loss, self._flat(q), self.certify_time)
+
+    def _all_quantized(self) -> bool:
+        return len(self.names) == len(dict(self.model.named_parameters()))
 
     def finish(self) -> RunResult:
         """Close the run: its final checkpoint, then its summary (marked ``done``), and its :class:`RunResult`."""
