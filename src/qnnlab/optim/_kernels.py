@@ -517,6 +517,7 @@ class Kernel:
         self._c: dict[torch.dtype, Callable] | None = None
         self._compiled: Callable | None = None
         self._slots: dict[tuple, Tensor] = {}
+        self._calls: dict[tuple, _Call] = {}
 
     def run(
         self,
@@ -573,28 +574,62 @@ class Kernel:
 
     def _run_c(self, arrays, tensors, floats, scalars) -> None:
         spec = self.spec
-        names = spec.arrays
-        first = arrays[spec.inputs[0]]
-        fn = self.c_functions()[first[0].dtype]
-        nt = len(first)
-        ptrs, numel, back = [], [], []
-        for i in range(nt):
-            row = [arrays[n][i] for n in names]
-            if not all(t.is_contiguous() for t in row):
-                dense = [t.contiguous() for t in row]
-                back += [(t, d) for n, t, d in zip(names, row, dense, strict=True) if n in spec.outputs and d is not t]
-                row = dense
-            ptrs += [t.data_ptr() for t in row]
-            numel.append(row[0].numel())
-        tensor_ptrs = [tensors[n][i].data_ptr() for i in range(nt) for n in spec.tensors]
-        float_vals = [float(floats[n][i]) for i in range(nt) for n in spec.floats]
-        fn(
-            nt,
-            (ctypes.c_int64 * nt)(*numel),
-            (_PTR * len(ptrs))(*ptrs),
-            (_PTR * max(1, len(tensor_ptrs)))(*tensor_ptrs),
-            (ctypes.c_double * max(1, len(float_vals)))(*float_vals),
-            (ctypes.c_double * max(1, len(spec.scalars)))(*(float(scalars[n]) for n in spec.scalars)),
+        rows = list(zip(*(arrays[n] for n in spec.arrays), strict=True))  # one row of arrays per tensor
+        back = []
+        if not all(t.is_contiguous() for row in rows for t in row):
+            dense = [tuple(t.contiguous() for t in row) for row in rows]
+            outputs = [j for j, n in enumerate(spec.arrays) if n in spec.outputs]
+            back = [(row[j], d[j]) for row, d in zip(rows, dense, strict=True) for j in outputs if d[j] is not row[j]]
+            rows = dense
+        held = [tensors[n][i] for i in range(len(rows)) for n in spec.tensors]
+        key = (rows[0][0].dtype, *(t.data_ptr() for row in rows for t in row), *(r[0].numel() for r in rows))
+        key += tuple(t.data_ptr() for t in held)
+        call = self._calls.pop(key, None)
+        if call is None:
+            call = _Call(self.c_functions()[rows[0][0].dtype], rows, held, len(spec.floats), len(spec.scalars))
+        if not back:  # dense copies are new each step: nothing to keep
+            self._calls[key] = call  # most recent last; a few kept, for several groups and dtypes
+            if len(self._calls) > _CALLS_KEPT:
+                del self._calls[next(iter(self._calls))]
+        call(
+            [float(floats[n][i]) for i in range(len(rows)) for n in spec.floats],
+            [float(scalars[n]) for n in spec.scalars],
         )
         for t, d in back:
             t.copy_(d)
+
+
+_CALLS_KEPT = 16
+
+
+class _Call:
+    """One C call's argument arrays (pointers, sizes), built once per set of tensors and reused.
+
+    A set of tensors is identified by its data pointers and sizes: a parameter replaced or
+    reallocated gives a new key, hence a new ``_Call``. The float arguments are rewritten in
+    place only when they change.
+    """
+
+    __slots__ = ("args", "floats", "fn", "scalars", "values")
+
+    def __init__(self, fn: Callable, rows: list[tuple[Tensor, ...]], held: list[Tensor], nf: int, ns: int) -> None:
+        ptrs = [t.data_ptr() for row in rows for t in row]
+        self.fn = fn
+        self.floats = (ctypes.c_double * max(1, nf * len(rows)))()
+        self.scalars = (ctypes.c_double * max(1, ns))()
+        self.values: tuple[list[float], list[float]] | None = None
+        self.args = (
+            len(rows),
+            (ctypes.c_int64 * max(1, len(rows)))(*(row[0].numel() for row in rows)),
+            (_PTR * max(1, len(ptrs)))(*ptrs),
+            (_PTR * max(1, len(held)))(*(t.data_ptr() for t in held)),
+            self.floats,
+            self.scalars,
+        )
+
+    def __call__(self, floats: list[float], scalars: list[float]) -> None:
+        if self.values != (floats, scalars):
+            self.floats[: len(floats)] = floats
+            self.scalars[: len(scalars)] = scalars
+            self.values = (floats, scalars)
+        self.fn(*self.args)
