@@ -70,6 +70,7 @@ from torch.optim.adam import adam as torch_adam
 from torch.optim.sgd import sgd as torch_sgd
 from torch.utils.weak import WeakIdKeyDictionary
 
+from qnnlab.optim._draws import stream_key
 from qnnlab.optim._kernels import Kernel, KernelUnavailable, Spec
 from qnnlab.quant.tensor_grids import default_grid
 
@@ -135,7 +136,9 @@ class EntryRule:
         static: compile-time options (hashable), passed the same way; each value builds its own kernel.
         tensors: one 0-d tensor per parameter (e.g. a held grid step), passed by keyword.
         state: names of per-entry buffers in ``optimizer.state[p]`` that ``direction`` reads and returns.
-        draws: ``project`` also receives ``u ~ U[0, 1)`` per entry (one ``torch.rand`` per group).
+        draws: ``project`` also receives ``u ∈ [0, 1)`` per entry, a counter-based draw
+            (:mod:`qnnlab.optim._draws`) keyed by ``group["seed"]``, the tensor's position in the group and
+            its number of draws so far (``state[p]["draws"]``): no generator state, the same on every path.
         param: ``project`` returns ``(target, param)``: the targets are latents, the parameters show a function of them.
         direction_lists: a non-entry-wise direction ``(targets, grads) -> dirs`` applied first (eager).
         project_lists: a non-entry-wise projection ``(params, targets) -> None`` applied last (eager).
@@ -212,14 +215,15 @@ def _kernel(
         return {**out, "w": w}
 
     base = ("momentum",) * momentum + ("weight_decay",) * weight_decay
+    key = ("draw_key",) * draws
     if stage == "project":
-        spec = Spec(("w", *state, *(("u",) * draws)), ("w", *(("p",) * param)), tensors, (), scalars)
+        spec = Spec(("w", *state, *(("u",) * draws)), ("w", *(("p",) * param)), tensors, key, scalars, draws)
     elif stage == "direction":
         spec = Spec(("w", "g", *state), ("d", *state), tensors, (), scalars)
     else:
         inputs = ("w", "g", *(("momentum_buffer",) * momentum), *state, *(("u",) * draws))
         outputs = ("w", *(("momentum_buffer",) * momentum), *state, *(("p",) * param))
-        spec = Spec(inputs, outputs, tensors, ("step",), scalars + base)
+        spec = Spec(inputs, outputs, tensors, ("step", *key), scalars + base, draws)
     parts = [f.__name__ for f in (direction, project) if f is not None]
     name = "_".join([*parts, stage, *(("m",) * momentum), *(("wd",) * weight_decay)])
     return Kernel(rule, spec, "".join(c if c.isalnum() else "_" for c in name))
@@ -409,14 +413,31 @@ class QuantOptimizer(Optimizer):
             ]
         for name in rule.state:
             arrays[name] = [self.state[p][name] for p in params]
-        if kernel.spec.inputs.count("u"):
-            u = torch.rand(sum(t.numel() for t in targets), dtype=targets[0].dtype, device=targets[0].device)
-            arrays["u"] = [x.view_as(t) for x, t in zip(u.split([t.numel() for t in targets]), targets, strict=True)]
+        floats = {"step": steps}
+        if kernel.spec.draws:
+            floats["draw_key"] = self._draw_keys(group, params)
         if "p" in kernel.spec.outputs:
             arrays["p"] = params
         scalars = {**rule.scalars, "momentum": group["momentum"], "weight_decay": group["weight_decay"]}
         path = path or self._path(group, kernel, targets)
-        kernel.run(arrays, rule.tensors, {"step": steps}, scalars, path)
+        kernel.run(arrays, rule.tensors, floats, scalars, path)
+
+    def _draw_keys(self, group: dict[str, Any], params: list[Tensor]) -> list[float]:
+        """Each parameter's key of this step's draws (:func:`~qnnlab.optim._draws.stream_key`); counts the draw.
+
+        The key depends on the group's seed, the parameter's position in the group and its draw count
+        ``state[p]["draws"]`` only, so the same seed draws the same on every rank and a resumed run
+        draws what the uninterrupted one did.
+        """
+        seed = group.setdefault("seed", torch.initial_seed())  # a group saved before seeds existed
+        position = {id(p): j for j, p in enumerate(group["params"])}
+        keys = []
+        for p in params:
+            state = self.state[p]
+            count = state.get("draws", 0)
+            keys.append(float(stream_key(seed, count, position[id(p)])))
+            state["draws"] = count + 1
+        return keys
 
     def _path(self, group: dict[str, Any], kernel: Kernel, tensors: list[Tensor]) -> str:
         """``"c"``, ``"compiled"`` or ``"eager"`` for this group (see the module docstring)."""

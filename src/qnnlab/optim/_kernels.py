@@ -58,6 +58,8 @@ import torch
 from filelock import FileLock
 from torch import Tensor
 
+from qnnlab.optim._draws import C_UNIFORM, uniform
+
 __all__ = [
     "CFLAGS",
     "COMPILE_BACKEND",
@@ -377,10 +379,13 @@ class Spec:
     tensors: tuple[str, ...] = ()  # one 0-d tensor of the dtype per tensor (e.g. a held grid step)
     floats: tuple[str, ...] = ()  # one Python float per tensor (e.g. the step size lr·c)
     scalars: tuple[str, ...] = ()  # one Python float per call
+    draws: bool = False  # input "u" is not an array but drawn per entry under the float "draw_key"
 
     @property
     def arrays(self) -> tuple[str, ...]:
-        return self.inputs + tuple(o for o in self.outputs if o not in self.inputs)
+        """The slots that are arrays in memory: the inputs (but a drawn ``u``) and the outputs."""
+        inputs = tuple(n for n in self.inputs if not (self.draws and n == "u"))
+        return inputs + tuple(o for o in self.outputs if o not in self.inputs)
 
 
 def _trace(fn: Callable, spec: Spec) -> tuple[list[list[str]], dict[str, Sym]]:
@@ -433,11 +438,15 @@ def c_source(fn: Callable, spec: Spec, name: str) -> str:
             body.append(f"    {const}T *restrict a{j} = ({const}T *)arrays[t * {len(arrays)} + {j}];")
         body.append("    const int64_t n = numel[t];")
         body.append("    for (int64_t i = 0; i < n; ++i) {")
-        body += [f"      const T x{j} = a{arrays.index(n)}[i];" for j, n in enumerate(spec.inputs)]
+        for j, n in enumerate(spec.inputs):
+            if spec.draws and n == "u":
+                body.append(f"      const T x{j} = uniform_T((uint32_t)f{spec.floats.index('draw_key')}, i);")
+            else:
+                body.append(f"      const T x{j} = a{arrays.index(n)}[i];")
         body += [f"      {x}" for x in lines[3]]
         body += [f"      a{arrays.index(o)}[i] = {_cast(out[o], 'T')};" for o in spec.outputs]
         body += ["    }", "  }", "}", ""]
-        parts.append(typed(_HELPERS))  # the double helpers also serve the hyperparameters' arithmetic
+        parts.append(typed(_HELPERS + C_UNIFORM))  # the double helpers also serve the hyperparameters' arithmetic
         functions.append(typed("\n".join(body)))
     return "\n".join(parts + functions)
 
@@ -554,7 +563,9 @@ class Kernel:
     def _run_eager(self, arrays, tensors, floats, scalars) -> None:
         spec = self.spec
         for i in range(len(arrays[spec.inputs[0]])):
-            e = {n: arrays[n][i] for n in spec.inputs}
+            e = {n: arrays[n][i] for n in spec.arrays if n in spec.inputs}
+            if spec.draws:
+                e["u"] = uniform(floats["draw_key"][i], e["w"])
             k = {**scalars, **{n: tensors[n][i] for n in spec.tensors}, **{n: floats[n][i] for n in spec.floats}}
             out = self.fn(e, k)
             for n in spec.outputs:

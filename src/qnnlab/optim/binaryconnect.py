@@ -12,6 +12,10 @@ real-valued latent ``w`` in its state and applies the gradient taken at ``w_b`` 
 with the hard sigmoid ``σ(x) = clip((x+1)/2, 0, 1)`` (so ``E[w_b] = w``) and, when
 ``glorot_scale`` is on, the per-layer multiplier ``c = 1/√(1.5/(fan_in + fan_out))``.
 At construction the latent weights are the parameters' values clipped to ``[−1, 1]``.
+The stochastic draws are counter-based (:mod:`qnnlab.optim._draws`): a function of the group's
+``seed``, the tensor's position in its group and its number of draws, so a resumed run draws what
+the uninterrupted one did and, under data parallelism, every rank with the same seed draws the
+same binary weights (give ``seed`` explicitly when ranks seed torch differently).
 
 Reference: Courbariaux, Bengio & David, "BinaryConnect: training deep neural networks
 with binary weights during propagations", NeurIPS 2015, arXiv:1511.00363.
@@ -61,6 +65,7 @@ class BinaryConnect(QuantOptimizer):
         lr: step size ``γ`` (> 0).
         stochastic: draw ``w_b`` from the hard-sigmoid Bernoulli instead of ``sign``.
         glorot_scale: multiply each tensor's step by ``1/√(1.5/(fan_in + fan_out))``.
+        seed: seed of the stochastic draws (an integer >= 0; default ``torch.initial_seed()`` at construction).
         momentum, weight_decay, base, betas, adam_eps, fused: the base step (the paper uses Adam).
     """
 
@@ -71,6 +76,7 @@ class BinaryConnect(QuantOptimizer):
         *,
         stochastic: bool = False,
         glorot_scale: bool = False,
+        seed: int | None = None,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         base: str = "sgd",
@@ -78,9 +84,13 @@ class BinaryConnect(QuantOptimizer):
         adam_eps: float = 1e-8,
         fused: bool | None = None,
     ) -> None:
+        if seed is None:
+            seed = torch.initial_seed()
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"Invalid seed: {seed!r}; must be an integer >= 0")
         super().__init__(
             params,
-            {"stochastic": stochastic, "glorot_scale": glorot_scale},
+            {"stochastic": stochastic, "glorot_scale": glorot_scale, "seed": seed},
             lr=lr,
             momentum=momentum,
             weight_decay=weight_decay,
