@@ -592,17 +592,17 @@ class Kernel:
             outputs = [j for j, n in enumerate(spec.arrays) if n in spec.outputs]
             back = [(row[j], d[j]) for row, d in zip(rows, dense, strict=True) for j in outputs if d[j] is not row[j]]
             rows = dense
-        held = [tensors[n][i] for i in range(len(rows)) for n in spec.tensors]
-        key = (rows[0][0].dtype, *(t.data_ptr() for row in rows for t in row), *(r[0].numel() for r in rows))
-        key += tuple(t.data_ptr() for t in held)
-        call = self._calls.pop(key, None)
+        ptrs = [t.data_ptr() for row in rows for t in row]
+        ptrs += [tensors[n][i].data_ptr() for i in range(len(rows)) for n in spec.tensors]
+        key = (rows[0][0].dtype, *(row[0].numel() for row in rows))
+        call = self._calls.get(key)
         if call is None:
-            call = _Call(self.c_functions()[rows[0][0].dtype], rows, held, len(spec.floats), len(spec.scalars))
-        if not back:  # dense copies are new each step: nothing to keep
-            self._calls[key] = call  # most recent last; a few kept, for several groups and dtypes
-            if len(self._calls) > _CALLS_KEPT:
-                del self._calls[next(iter(self._calls))]
+            if len(self._calls) >= _CALLS_KEPT:
+                self._calls.clear()
+            fn = self.c_functions()[rows[0][0].dtype]
+            call = self._calls[key] = _Call(fn, key[1:], len(rows[0]), len(spec.tensors), spec)
         call(
+            ptrs,
             [float(floats[n][i]) for i in range(len(rows)) for n in spec.floats],
             [float(scalars[n]) for n in spec.scalars],
         )
@@ -610,37 +610,34 @@ class Kernel:
             t.copy_(d)
 
 
-_CALLS_KEPT = 16
+_CALLS_KEPT = 16  # argument sets kept per kernel (one per dtype and tensor sizes)
 
 
 class _Call:
-    """One C call's argument arrays (pointers, sizes), built once per set of tensors and reused.
+    """The argument arrays of one kernel for one list of tensor sizes, allocated once and refilled in place.
 
-    A set of tensors is identified by its data pointers and sizes: a parameter replaced or
-    reallocated gives a new key, hence a new ``_Call``. The float arguments are rewritten in
-    place only when they change.
+    A call compares its pointers and floats with the previous call's and rewrites only what changed
+    (a parameter replaced, a new ``.grad``, a new ``lr``), so a step allocates nothing.
     """
 
-    __slots__ = ("args", "floats", "fn", "scalars", "values")
+    __slots__ = ("args", "fn", "last", "split")
 
-    def __init__(self, fn: Callable, rows: list[tuple[Tensor, ...]], held: list[Tensor], nf: int, ns: int) -> None:
-        ptrs = [t.data_ptr() for row in rows for t in row]
-        self.fn = fn
-        self.floats = (ctypes.c_double * max(1, nf * len(rows)))()
-        self.scalars = (ctypes.c_double * max(1, ns))()
-        self.values: tuple[list[float], list[float]] | None = None
+    def __init__(self, fn: Callable, numel: tuple[int, ...], per_row: int, held: int, spec: Spec) -> None:
+        nt = len(numel)
+        self.fn, self.split, self.last = fn, nt * per_row, None
         self.args = (
-            len(rows),
-            (ctypes.c_int64 * max(1, len(rows)))(*(row[0].numel() for row in rows)),
-            (_PTR * max(1, len(ptrs)))(*ptrs),
-            (_PTR * max(1, len(held)))(*(t.data_ptr() for t in held)),
-            self.floats,
-            self.scalars,
+            nt,
+            (ctypes.c_int64 * max(1, nt))(*numel),
+            (_PTR * max(1, nt * per_row))(),
+            (_PTR * max(1, nt * held))(),
+            (ctypes.c_double * max(1, nt * len(spec.floats)))(),
+            (ctypes.c_double * max(1, len(spec.scalars)))(),
         )
 
-    def __call__(self, floats: list[float], scalars: list[float]) -> None:
-        if self.values != (floats, scalars):
-            self.floats[: len(floats)] = floats
-            self.scalars[: len(scalars)] = scalars
-            self.values = (floats, scalars)
+    def __call__(self, ptrs: list[int], floats: list[float], scalars: list[float]) -> None:
+        if self.last != (ptrs, floats, scalars):
+            _, _, arrays, held, f, s = self.args
+            arrays[: self.split], held[: len(ptrs) - self.split] = ptrs[: self.split], ptrs[self.split :]
+            f[: len(floats)], s[: len(scalars)] = floats, scalars
+            self.last = (ptrs, floats, scalars)
         self.fn(*self.args)
