@@ -25,6 +25,8 @@ CASES = {
     "ste": ("ste", {"clip": True}),
     "proxquant": ("proxquant", {"bits": 1, "lam": 2.0}),
     "proxquant-frozen": ("proxquant", {"bits": 1, "lam": 2.0, "frozen": True}),
+    "proxquant-ternary": ("proxquant", {"bits": 2, "lam": 2.0}),  # per-tensor threshold and scale
+    "proxquant-4bit": ("proxquant", {"bits": 4, "lam": 0.5}),  # per-tensor max scale
     "binaryconnect": ("binaryconnect", {"glorot_scale": True}),
     "binaryconnect-stochastic": ("binaryconnect", {"stochastic": True}),
     "adaste": ("adaste", {"alpha": 0.01, "beta": 10.0, "theta_init": 0.5}),  # αβ < 1

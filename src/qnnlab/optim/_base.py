@@ -140,6 +140,9 @@ class EntryRule:
             (:mod:`qnnlab.optim._draws`) keyed by ``group["seed"]``, the tensor's position in the group and
             its number of draws so far (``state[p]["draws"]``): no generator state, the same on every path.
         param: ``project`` returns ``(target, param)``: the targets are latents, the parameters show a function of them.
+        project_stats: per-tensor statistics of the targets after the base step, ``targets -> {name: [0-d
+            tensor per target]}``, passed to ``project`` by name as ``tensors`` are (eager; the projection
+            then is its own pass after the base step, e.g. ProxQuant's ternary threshold and scale).
         direction_lists: a non-entry-wise direction ``(targets, grads) -> dirs`` applied first (eager).
         project_lists: a non-entry-wise projection ``(params, targets) -> None`` applied last (eager).
     """
@@ -152,6 +155,7 @@ class EntryRule:
     state: tuple[str, ...] = ()
     draws: bool = False
     param: bool = False
+    project_stats: Callable[[list[Tensor]], dict[str, list[Tensor]]] | None = None
     direction_lists: Callable[[list[Tensor], list[Tensor]], list[Tensor]] | None = None
     project_lists: Callable[[list[Tensor], list[Tensor]], None] | None = None
 
@@ -359,7 +363,7 @@ class QuantOptimizer(Optimizer):
             if rule.direction_lists is not None:
                 grads = rule.direction_lists(targets, grads)
             entrywise = rule.direction is not None or rule.project is not None
-            if group["base"] == "adam":
+            if group["base"] == "adam" or rule.project_stats is not None:
                 if rule.direction is not None:
                     dirs = [self._scratch_for(p, g) for p, g in zip(params, grads, strict=True)]
                     self._entrywise(group, rule, "direction", params, {"w": targets, "g": grads, "d": dirs}, steps)
@@ -393,12 +397,15 @@ class QuantOptimizer(Optimizer):
     ) -> None:
         momentum = stage == "step" and group["momentum"] != 0
         decay = stage == "step" and group["weight_decay"] != 0
+        tensors = rule.tensors
+        if stage == "project" and rule.project_stats is not None:
+            tensors = {**tensors, **rule.project_stats(arrays["w"])}
         kernel = _kernel(
             rule.direction if stage != "project" else None,
             rule.project if stage != "direction" else None,
             tuple(sorted(rule.static.items())),
             tuple(sorted(rule.scalars)),
-            tuple(sorted(rule.tensors)),
+            tuple(sorted(tensors)),
             rule.state,
             rule.draws and stage != "direction",
             rule.param and stage != "direction",
@@ -420,7 +427,7 @@ class QuantOptimizer(Optimizer):
             arrays["p"] = params
         scalars = {**rule.scalars, "momentum": group["momentum"], "weight_decay": group["weight_decay"]}
         path = path or self._path(group, kernel, targets)
-        kernel.run(arrays, rule.tensors, floats, scalars, path)
+        kernel.run(arrays, tensors, floats, scalars, path)
 
     def _draw_keys(self, group: dict[str, Any], params: list[Tensor]) -> list[float]:
         """Each parameter's key of this step's draws (:func:`~qnnlab.optim._draws.stream_key`); counts the draw.
