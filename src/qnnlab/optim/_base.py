@@ -13,8 +13,10 @@ A method states steps 1 and 4 **once**, as an entry-wise :class:`EntryRule` (:me
 :mod:`qnnlab.optim._kernels` runs the whole SGD/momentum step — direction, base step and
 projection — as one pass over each parameter's memory: a C kernel on the CPU (float32/float64),
 ``torch.compile`` (Triton) on CUDA. With Adam the direction and the projection are each one pass,
-around torch's fused Adam. The eager path runs the same rule with torch operations and is the
-reference; the C kernel equals it bit for bit (``tests/optim/test_fused.py``). ``fused`` chooses,
+around torch's fused Adam; so they are around torch's SGD when the projection reads per-tensor
+statistics of the stepped weights (``EntryRule.project_stats``: ProxQuant's ternary and k-bit
+grids). The eager path runs the same rule with torch operations and is the reference; the C
+kernel equals it bit for bit (``tests/optim/test_fused.py``). ``fused`` chooses,
 per group, as torch's ``foreach``/``fused`` flags do: ``None`` (default) takes the fused path where
 it is available and otherwise the eager one, with one warning naming why (no C compiler, a dtype
 the C kernels do not cover such as bfloat16, no Triton); ``True`` insists (an error where it is not
