@@ -83,7 +83,6 @@ __all__ = [
     "check_nonnegative",
     "check_positive",
     "clip_unit",
-    "clip_unit_box_",
     "flat_map",
 ]
 
@@ -103,12 +102,6 @@ def check_nonnegative(name: str, value: float) -> None:
 def clip_unit(w: Tensor) -> Tensor:
     """``clip(w, −1, 1)`` entry-wise."""
     return w.clamp(-1.0, 1.0)
-
-
-def clip_unit_box_(tensors: list[Tensor]) -> None:
-    """Clamp every tensor to the box ``[-1, 1]`` in place."""
-    torch._foreach_clamp_min_(tensors, -1.0)
-    torch._foreach_clamp_max_(tensors, 1.0)
 
 
 def flat_map(fn, *tensor_lists: list[Tensor]):
