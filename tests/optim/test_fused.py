@@ -25,6 +25,8 @@ CASES = {
     "ste": ("ste", {"clip": True}),
     "proxquant": ("proxquant", {"bits": 1, "lam": 2.0}),
     "proxquant-frozen": ("proxquant", {"bits": 1, "lam": 2.0, "frozen": True}),
+    "proxquant-ternary": ("proxquant", {"bits": 2, "lam": 2.0}),  # per-tensor threshold and scale
+    "proxquant-4bit": ("proxquant", {"bits": 4, "lam": 0.5}),  # per-tensor max scale
     "binaryconnect": ("binaryconnect", {"glorot_scale": True}),
     "binaryconnect-stochastic": ("binaryconnect", {"stochastic": True}),
     "adaste": ("adaste", {"alpha": 0.01, "beta": 10.0, "theta_init": 0.5}),  # αβ < 1
@@ -324,3 +326,17 @@ def test_the_documented_bop_example_flips_by_hand(fused: bool) -> None:
     opt.step()
     assert torch.equal(p.detach(), torch.tensor([-1.0, -1.0, -1.0, 1.0]))
     assert torch.equal(opt.state[p]["exp_avg"], torch.tensor([0.3, 0.3, -0.04, -0.3]))
+
+
+def test_tensors_replaced_between_steps_are_followed() -> None:
+    # the C call keeps its argument arrays between steps: a parameter's new storage and new grads must be seen
+    runs = []
+    for fused in (True, False):
+        p = torch.nn.Parameter(torch.tensor([0.5, -0.2, 0.9, 0.1]))
+        opt = ASkewSGD([p], lr=0.1, eps=0.1, fused=fused)
+        for k in range(3):
+            p.grad = torch.tensor([0.3, 0.1, -1.0, 0.2]) * (k + 1)
+            opt.step()
+            p.data = p.data.clone() * 0.5  # new storage, same parameter
+        runs.append(p.detach())
+    assert_bitwise(*runs)

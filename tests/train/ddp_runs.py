@@ -56,19 +56,17 @@ def fitted(method: str) -> dict[str, torch.Tensor]:
 
 def own_loop(rank: int, sync: bool) -> dict[str, torch.Tensor]:
     """Stochastic BinaryConnect built *before* the DDP wrap, from a different initialization and global
-    generator on each rank; ``sync``: the wrap re-syncs its state and its draws come from their own generator."""
+    generator on each rank; ``sync``: the wrap re-syncs its state and its draw seed."""
     from qnnlab.data import get_dataset
     from qnnlab.data.synthetic import LogisticData
     from qnnlab.optim import BinaryConnect
-    from qnnlab.train.distributed import Replicas, own_draws
+    from qnnlab.train.distributed import Replicas
 
     torch.manual_seed(100 + rank)
     model = nn.Linear(DATA["d"], 1, bias=False)
     opt = BinaryConnect(model.parameters(), lr=0.1, stochastic=True)
     replicas = Replicas.from_env()
     net = replicas.wrap(model, opt if sync else None)
-    if sync:
-        own_draws(opt, seed=0)
     data = get_dataset(LogisticData(**DATA))
     loss = replicas.loss(nn.functional.binary_cross_entropy_with_logits)
     for x, y in replicas.shard(data.train_batches(100, torch.Generator().manual_seed(0))):

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from qnnlab.optim import BinaryConnect
-from qnnlab.train.distributed import Replicas, own_draws
+from qnnlab.train.distributed import Replicas
 
 # float32 iterates after 21 steps: DDP averages two slices' gradients where one process sums one batch
 # (measured: at most 6e-8 apart, 1 ulp of 1; the binary weights and stochastic draws identical)
@@ -71,22 +70,3 @@ def test_shards_weight_uneven_slices_to_the_global_mean() -> None:
     empty = Replicas(0, 2)
     ((xs, ys),) = empty.shard([(x[:1], y[:1])])
     assert len(xs) == 0 and empty.loss(nn.functional.mse_loss)(xs.sum(1), ys).item() == 0.0
-
-
-def test_own_draws_ignore_and_spare_the_global_generator() -> None:
-    def run(interfere: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        p = torch.nn.Parameter(torch.zeros(50))
-        opt = BinaryConnect([p], lr=0.1, stochastic=True)
-        own_draws(opt, seed=3)
-        torch.manual_seed(0)
-        for _ in range(4):
-            if interfere:
-                torch.rand(7)  # another rank's dropout, evaluation, ...
-            p.grad = torch.ones(50)
-            opt.step()
-        return p.detach().clone(), torch.rand(3)
-
-    (a, after_a), (b, _) = run(False), run(True)
-    assert torch.equal(a, b)  # the same draws whatever else the global generator served
-    torch.manual_seed(0)
-    assert torch.equal(after_a, torch.rand(3))  # and the steps took nothing from it

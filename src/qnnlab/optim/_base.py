@@ -13,8 +13,10 @@ A method states steps 1 and 4 **once**, as an entry-wise :class:`EntryRule` (:me
 :mod:`qnnlab.optim._kernels` runs the whole SGD/momentum step — direction, base step and
 projection — as one pass over each parameter's memory: a C kernel on the CPU (float32/float64),
 ``torch.compile`` (Triton) on CUDA. With Adam the direction and the projection are each one pass,
-around torch's fused Adam. The eager path runs the same rule with torch operations and is the
-reference; the C kernel equals it bit for bit (``tests/optim/test_fused.py``). ``fused`` chooses,
+around torch's fused Adam; so they are around torch's SGD when the projection reads per-tensor
+statistics of the stepped weights (``EntryRule.project_stats``: ProxQuant's ternary and k-bit
+grids). The eager path runs the same rule with torch operations and is the reference; the C
+kernel equals it bit for bit (``tests/optim/test_fused.py``). ``fused`` chooses,
 per group, as torch's ``foreach``/``fused`` flags do: ``None`` (default) takes the fused path where
 it is available and otherwise the eager one, with one warning naming why (no C compiler, a dtype
 the C kernels do not cover such as bfloat16, no Triton); ``True`` insists (an error where it is not
@@ -69,6 +71,7 @@ from torch.optim.adam import adam as torch_adam
 from torch.optim.sgd import sgd as torch_sgd
 from torch.utils.weak import WeakIdKeyDictionary
 
+from qnnlab.optim._draws import stream_key
 from qnnlab.optim._kernels import Kernel, KernelUnavailable, Spec
 from qnnlab.quant.tensor_grids import default_grid
 
@@ -79,7 +82,6 @@ __all__ = [
     "check_nonnegative",
     "check_positive",
     "clip_unit",
-    "clip_unit_box_",
     "flat_map",
 ]
 
@@ -99,12 +101,6 @@ def check_nonnegative(name: str, value: float) -> None:
 def clip_unit(w: Tensor) -> Tensor:
     """``clip(w, −1, 1)`` entry-wise."""
     return w.clamp(-1.0, 1.0)
-
-
-def clip_unit_box_(tensors: list[Tensor]) -> None:
-    """Clamp every tensor to the box ``[-1, 1]`` in place."""
-    torch._foreach_clamp_min_(tensors, -1.0)
-    torch._foreach_clamp_max_(tensors, 1.0)
 
 
 def flat_map(fn, *tensor_lists: list[Tensor]):
@@ -134,8 +130,13 @@ class EntryRule:
         static: compile-time options (hashable), passed the same way; each value builds its own kernel.
         tensors: one 0-d tensor per parameter (e.g. a held grid step), passed by keyword.
         state: names of per-entry buffers in ``optimizer.state[p]`` that ``direction`` reads and returns.
-        draws: ``project`` also receives ``u ~ U[0, 1)`` per entry (one ``torch.rand`` per group).
+        draws: ``project`` also receives ``u ∈ [0, 1)`` per entry, a counter-based draw
+            (:mod:`qnnlab.optim._draws`) keyed by ``group["seed"]``, the tensor's position in the group and
+            its number of draws so far (``state[p]["draws"]``): no generator state, the same on every path.
         param: ``project`` returns ``(target, param)``: the targets are latents, the parameters show a function of them.
+        project_stats: per-tensor statistics of the targets after the base step, ``targets -> {name: [0-d
+            tensor per target]}``, passed to ``project`` by name as ``tensors`` are (eager; the projection
+            then is its own pass after the base step, e.g. ProxQuant's ternary threshold and scale).
         direction_lists: a non-entry-wise direction ``(targets, grads) -> dirs`` applied first (eager).
         project_lists: a non-entry-wise projection ``(params, targets) -> None`` applied last (eager).
     """
@@ -148,6 +149,7 @@ class EntryRule:
     state: tuple[str, ...] = ()
     draws: bool = False
     param: bool = False
+    project_stats: Callable[[list[Tensor]], dict[str, list[Tensor]]] | None = None
     direction_lists: Callable[[list[Tensor], list[Tensor]], list[Tensor]] | None = None
     project_lists: Callable[[list[Tensor], list[Tensor]], None] | None = None
 
@@ -211,14 +213,15 @@ def _kernel(
         return {**out, "w": w}
 
     base = ("momentum",) * momentum + ("weight_decay",) * weight_decay
+    key = ("draw_key",) * draws
     if stage == "project":
-        spec = Spec(("w", *state, *(("u",) * draws)), ("w", *(("p",) * param)), tensors, (), scalars)
+        spec = Spec(("w", *state, *(("u",) * draws)), ("w", *(("p",) * param)), tensors, key, scalars, draws)
     elif stage == "direction":
         spec = Spec(("w", "g", *state), ("d", *state), tensors, (), scalars)
     else:
         inputs = ("w", "g", *(("momentum_buffer",) * momentum), *state, *(("u",) * draws))
         outputs = ("w", *(("momentum_buffer",) * momentum), *state, *(("p",) * param))
-        spec = Spec(inputs, outputs, tensors, ("step",), scalars + base)
+        spec = Spec(inputs, outputs, tensors, ("step", *key), scalars + base, draws)
     parts = [f.__name__ for f in (direction, project) if f is not None]
     name = "_".join([*parts, stage, *(("m",) * momentum), *(("wd",) * weight_decay)])
     return Kernel(rule, spec, "".join(c if c.isalnum() else "_" for c in name))
@@ -354,7 +357,7 @@ class QuantOptimizer(Optimizer):
             if rule.direction_lists is not None:
                 grads = rule.direction_lists(targets, grads)
             entrywise = rule.direction is not None or rule.project is not None
-            if group["base"] == "adam":
+            if group["base"] == "adam" or rule.project_stats is not None:
                 if rule.direction is not None:
                     dirs = [self._scratch_for(p, g) for p, g in zip(params, grads, strict=True)]
                     self._entrywise(group, rule, "direction", params, {"w": targets, "g": grads, "d": dirs}, steps)
@@ -388,12 +391,15 @@ class QuantOptimizer(Optimizer):
     ) -> None:
         momentum = stage == "step" and group["momentum"] != 0
         decay = stage == "step" and group["weight_decay"] != 0
+        tensors = rule.tensors
+        if stage == "project" and rule.project_stats is not None:
+            tensors = {**tensors, **rule.project_stats(arrays["w"])}
         kernel = _kernel(
             rule.direction if stage != "project" else None,
             rule.project if stage != "direction" else None,
             tuple(sorted(rule.static.items())),
             tuple(sorted(rule.scalars)),
-            tuple(sorted(rule.tensors)),
+            tuple(sorted(tensors)),
             rule.state,
             rule.draws and stage != "direction",
             rule.param and stage != "direction",
@@ -408,14 +414,31 @@ class QuantOptimizer(Optimizer):
             ]
         for name in rule.state:
             arrays[name] = [self.state[p][name] for p in params]
-        if kernel.spec.inputs.count("u"):
-            u = torch.rand(sum(t.numel() for t in targets), dtype=targets[0].dtype, device=targets[0].device)
-            arrays["u"] = [x.view_as(t) for x, t in zip(u.split([t.numel() for t in targets]), targets, strict=True)]
+        floats = {"step": steps}
+        if kernel.spec.draws:
+            floats["draw_key"] = self._draw_keys(group, params)
         if "p" in kernel.spec.outputs:
             arrays["p"] = params
         scalars = {**rule.scalars, "momentum": group["momentum"], "weight_decay": group["weight_decay"]}
         path = path or self._path(group, kernel, targets)
-        kernel.run(arrays, rule.tensors, {"step": steps}, scalars, path)
+        kernel.run(arrays, tensors, floats, scalars, path)
+
+    def _draw_keys(self, group: dict[str, Any], params: list[Tensor]) -> list[float]:
+        """Each parameter's key of this step's draws (:func:`~qnnlab.optim._draws.stream_key`); counts the draw.
+
+        The key depends on the group's seed, the parameter's position in the group and its draw count
+        ``state[p]["draws"]`` only, so the same seed draws the same on every rank and a resumed run
+        draws what the uninterrupted one did.
+        """
+        seed = group.setdefault("seed", torch.initial_seed())  # a group saved before seeds existed
+        position = {id(p): j for j, p in enumerate(group["params"])}
+        keys = []
+        for p in params:
+            state = self.state[p]
+            count = state.get("draws", 0)
+            keys.append(float(stream_key(seed, count, position[id(p)])))
+            state["draws"] = count + 1
+        return keys
 
     def _path(self, group: dict[str, Any], kernel: Kernel, tensors: list[Tensor]) -> str:
         """``"c"``, ``"compiled"`` or ``"eager"`` for this group (see the module docstring)."""

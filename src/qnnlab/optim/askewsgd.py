@@ -97,11 +97,11 @@ def askewsgd_direction(w: Tensor, g: Tensor, *, eps: float, alpha: float) -> Ten
 def kbit_skewed_direction(w: Tensor, g: Tensor, step: Tensor, eps: float, alpha: float, lr: float, bits: int) -> Tensor:
     """``s_{ε,α}`` entry-wise for the k-bit constraint on the grid ``step·{−m..m}`` (``step``: ``Δ`` per entry).
 
-    ``dφ/dw = φ'_ε(u)/Δ`` at ``u = w/Δ``, so ``K = −αφΔ/φ'`` comes out in weight units; the
-    corrective step is clamped to ``±Δ/(4·lr)``.
+    ``dφ/dw = φ'_ε(u)/Δ`` at ``u = w/Δ``, so ``K = −αφΔ/φ'`` comes out in weight units (computed so:
+    two divisions per entry, ``w/Δ`` and this one); the corrective step is clamped to ``±Δ/(4·lr)``.
     """
     phi, dphi = kbit_constraint(w / step, eps, get_grid(bits).max_level)
-    return velocity_direction(phi, dphi / step, g, alpha, cap=step / (4 * lr))
+    return velocity_direction(phi * step, dphi, g, alpha, cap=step / (4 * lr))
 
 
 def kbit_direction(w: Tensor, g: Tensor, *, delta: Tensor, eps: float, alpha: float, lr: float, bits: int) -> Tensor:

@@ -15,6 +15,10 @@ At construction the latent weights are the parameters' values clipped to ``[−1
 Deterministic BinaryConnect is the identity-STE step of :class:`~qnnlab.optim.STE` with the
 latent weights clipped: the two share their iterates while no latent weight leaves ``[−1, 1]``
 (see :mod:`qnnlab.optim.ste`).
+The stochastic draws are counter-based (:mod:`qnnlab.optim._draws`): a function of the group's
+``seed``, the tensor's position in its group and its number of draws, so a resumed run draws what
+the uninterrupted one did and, under data parallelism, every rank with the same seed draws the
+same binary weights (give ``seed`` explicitly when ranks seed torch differently).
 
 Reference: Courbariaux, Bengio & David, "BinaryConnect: training deep neural networks
 with binary weights during propagations", NeurIPS 2015, arXiv:1511.00363.
@@ -64,6 +68,7 @@ class BinaryConnect(QuantOptimizer):
         lr: step size ``γ`` (> 0).
         stochastic: draw ``w_b`` from the hard-sigmoid Bernoulli instead of ``sign``.
         glorot_scale: multiply each tensor's step by ``1/√(1.5/(fan_in + fan_out))``.
+        seed: seed of the stochastic draws (an integer >= 0; default ``torch.initial_seed()`` at construction).
         momentum, weight_decay, base, betas, adam_eps, fused: the base step (the paper uses Adam).
     """
 
@@ -74,6 +79,7 @@ class BinaryConnect(QuantOptimizer):
         *,
         stochastic: bool = False,
         glorot_scale: bool = False,
+        seed: int | None = None,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         base: str = "sgd",
@@ -81,9 +87,13 @@ class BinaryConnect(QuantOptimizer):
         adam_eps: float = 1e-8,
         fused: bool | None = None,
     ) -> None:
+        if seed is None:
+            seed = torch.initial_seed()
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"Invalid seed: {seed!r}; must be an integer >= 0")
         super().__init__(
             params,
-            {"stochastic": stochastic, "glorot_scale": glorot_scale},
+            {"stochastic": stochastic, "glorot_scale": glorot_scale, "seed": seed},
             lr=lr,
             momentum=momentum,
             weight_decay=weight_decay,

@@ -36,8 +36,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from qnnlab.optim._base import EntryRule, QuantOptimizer, check_nonnegative, clip_unit, clip_unit_box_
-from qnnlab.quant.prox import prox_binary, prox_grid, quantize_targets
+from qnnlab.optim._base import EntryRule, QuantOptimizer, check_nonnegative, clip_unit
+from qnnlab.quant.grids import KBitGrid, uniform_round
+from qnnlab.quant.prox import (
+    kbit_scales,
+    prox_binary,
+    prox_grid,
+    prox_toward,
+    quantize_targets,
+    ternary_point,
+    ternary_stats,
+)
 
 __all__ = ["LAM_GROWTHS", "ProxQuant", "proxquant_"]
 
@@ -45,19 +54,41 @@ LAM_GROWTHS = ("constant", "iteration")
 
 
 def proxquant_(params: list[Tensor], bits: int, tau: float) -> None:
-    """``θ ← clip(prox_τ(θ), −1, 1)`` in place for one group's tensors."""
-    if bits == 1:
-        for p in params:
-            p.copy_(prox_binary_project(p, tau=tau))
-        return
-    # (θ + τq)/(1 + τ) = θ + (τ/(1 + τ))·(q − θ), see prox_toward
-    torch._foreach_lerp_(params, quantize_targets(params, bits), tau / (1 + tau))
-    clip_unit_box_(params)
+    """``θ ← clip(prox_τ(θ), −1, 1)`` in place for one group's tensors (eagerly, the optimizer's rule)."""
+    project, static, stats = _prox_rule(bits)
+    per_tensor = stats(params) if stats is not None else {}
+    for i, p in enumerate(params):
+        p.copy_(project(p, tau=tau, **{n: v[i] for n, v in per_tensor.items()}, **static))
 
 
 def prox_binary_project(w: Tensor, *, tau: float) -> Tensor:
     """``clip(prox_τ(w), −1, 1)`` of the binary regularizer, entry-wise."""
     return clip_unit(prox_binary(w, tau))
+
+
+def prox_ternary_project(w: Tensor, *, threshold: Tensor, scale: Tensor, tau: float) -> Tensor:
+    """``clip((w + τT(w))/(1 + τ), −1, 1)`` entry-wise, with the tensor's ternary threshold and scale."""
+    return clip_unit(prox_toward(w, ternary_point(w, threshold, scale), tau))
+
+
+def prox_kbit_project(w: Tensor, *, scale: Tensor, tau: float, bits: int) -> Tensor:
+    """``clip((w + τq)/(1 + τ), −1, 1)``, ``q = s·clamp(⌊w/s + ½⌋, −m, m)`` entry-wise, ``s`` the tensor's scale."""
+    m = KBitGrid(bits).max_level
+    return clip_unit(prox_toward(w, uniform_round(w, scale, -m, m), tau))
+
+
+def _ternary_stats(tensors: list[Tensor]) -> dict[str, list[Tensor]]:
+    threshold, scale = ternary_stats(tensors)
+    return {"threshold": list(threshold.unbind()), "scale": list(scale.unbind())}
+
+
+def _prox_rule(bits: int):
+    """``(project, static, stats)``: the entry-wise prox of ``bits``, its static options, its per-tensor statistics."""
+    if bits == 1:
+        return prox_binary_project, {}, None
+    if bits == 2:
+        return prox_ternary_project, {}, _ternary_stats
+    return prox_kbit_project, {"bits": bits}, lambda ts: {"scale": list(kbit_scales(ts, bits).unbind())}
 
 
 class ProxQuant(QuantOptimizer):
@@ -123,9 +154,8 @@ class ProxQuant(QuantOptimizer):
         group["prox_steps"] += 1
         if group["frozen"]:
             return EntryRule(project_lists=lambda ps, ts: self._freeze(ps, bits))
-        if bits == 1:
-            return EntryRule(project=prox_binary_project, scalars={"tau": tau})
-        return EntryRule(project_lists=lambda ps, ts: proxquant_(ps, bits, tau))
+        project, static, stats = _prox_rule(bits)
+        return EntryRule(project=project, scalars={"tau": tau}, static=static, project_stats=stats)
 
     def _grid(self, group: dict[str, Any], params: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
         # judged at its own hard quantization: what the freeze sets and the prox pulls toward

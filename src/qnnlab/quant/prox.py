@@ -49,11 +49,14 @@ from qnnlab.quant.tensor_grids import default_grid, on_grid
 __all__ = [
     "TERNARY_DELTA",
     "kbit_grid",
+    "kbit_scales",
     "prox_binary",
     "prox_grid",
     "prox_toward",
     "quantize_targets",
     "ternary_grid",
+    "ternary_point",
+    "ternary_stats",
 ]
 
 TERNARY_DELTA = 0.7  # threshold factor of ternarize: δ = 0.7·mean|w|
@@ -70,29 +73,49 @@ def prox_binary(w: Tensor, tau: float | Tensor) -> Tensor:
     return torch.where(gap.abs() <= tau, s, w + s * torch.sign(gap) * tau)
 
 
-def prox_toward(w: Tensor, q: Tensor, tau: float | Tensor) -> Tensor:
-    """``(w + τq)/(1 + τ)``: the prox of ``½‖w − q‖²`` with ``q`` held fixed."""
-    return torch.lerp(w, q, tau / (1 + tau))
+def prox_toward(w: Tensor, q: Tensor, tau: float) -> Tensor:
+    """``(w + τq)/(1 + τ)``: the prox of ``½‖w − q‖²`` with ``q`` held fixed.
+
+    Evaluated as ``w + c·(q − w)``, ``c = τ/(1 + τ)``, with one fused multiply-add (``torch.add``'s
+    ``alpha``), so that the fused optimizer kernels compute it to the bit.
+    """
+    return torch.add(w, q - w, alpha=tau / (1 + tau))
+
+
+def ternary_stats(tensors: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """``(δ, s)`` per tensor: the threshold ``δ = 0.7·mean|w|`` and the scale ``s`` = mean of the kept ``|w|``."""
+    seg = Segments(tensors)
+    w = seg.flat
+    a = w.abs()
+    threshold = TERNARY_DELTA * seg.reduce(a, "mean")
+    kept = a >= seg.expand(threshold)
+    # an all-zero tensor keeps every entry with mean 0: its scale falls back to the smallest positive one
+    scale = (seg.reduce(a * kept, "sum") / seg.reduce(kept.to(w.dtype), "sum")).clamp_min(torch.finfo(w.dtype).tiny)
+    return threshold, scale
+
+
+def ternary_point(w: Tensor, threshold: Tensor, scale: Tensor) -> Tensor:
+    """``T(w) = s·sign(w)·1{|w| ≥ δ}`` entry-wise (``torch.sign``: an all-zero tensor, all kept, stays 0)."""
+    return torch.where(w.abs() >= threshold, scale * torch.sign(w), 0.0)
 
 
 def ternary_grid(tensors: list[Tensor]) -> tuple[list[Tensor], Tensor]:
     """``(T(w), s)``: each tensor's ternarization ``T(w) = s·sign(w)·1{|w| ≥ δ}`` and its scale ``s > 0``."""
     seg = Segments(tensors)
-    w = seg.flat
-    a = w.abs()
-    kept = a >= TERNARY_DELTA * seg.stat(a, "mean")
-    # an all-zero tensor keeps every entry with mean 0: its scale falls back to the smallest positive one
-    scale = (seg.reduce(a * kept, "sum") / seg.reduce(kept.to(w.dtype), "sum")).clamp_min(torch.finfo(w.dtype).tiny)
-    # torch.sign: the entries of an all-zero tensor (kept, as δ = 0) stay 0
-    return seg.split(torch.where(kept, seg.expand(scale) * torch.sign(w), torch.zeros_like(w))), scale
+    threshold, scale = ternary_stats(tensors)
+    return seg.split(ternary_point(seg.flat, seg.expand(threshold), seg.expand(scale))), scale
+
+
+def kbit_scales(tensors: list[Tensor], bits: int) -> Tensor:
+    """``s = max|w|/m`` per tensor (the smallest positive number for an all-zero tensor, which stays at 0)."""
+    seg = Segments(tensors)
+    return (seg.reduce(seg.flat.abs(), "max") / KBitGrid(bits).max_level).clamp_min(torch.finfo(seg.flat.dtype).tiny)
 
 
 def kbit_grid(tensors: list[Tensor], bits: int) -> tuple[list[Tensor], Tensor]:
     """``(q, s)``: each tensor's nearest level on ``KBitGrid(bits, s)``, ``s = max|w|/m``, and the scales."""
-    seg = Segments(tensors)
-    # an all-zero tensor gets the smallest positive scale and stays at 0
-    scale = (seg.reduce(seg.flat.abs(), "max") / KBitGrid(bits).max_level).clamp_min(torch.finfo(seg.flat.dtype).tiny)
-    return on_grid(seg, scale, bits), scale
+    scale = kbit_scales(tensors, bits)
+    return on_grid(Segments(tensors), scale, bits), scale
 
 
 def quantize_targets(tensors: list[Tensor], bits: int) -> list[Tensor]:

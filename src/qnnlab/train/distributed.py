@@ -21,9 +21,9 @@ seed, and
   that DDP's average of the ranks' gradients is the gradient of the global batch's mean loss, a
   last batch not divisible by ``W`` included: the iterates equal a single process's up to the
   order of floating-point sums. The losses must be batch means (every built-in loss is);
-- :func:`own_draws` makes the optimizer's random draws (stochastic BinaryConnect) come from a
-  generator of their own, seeded from the run's seed, in every run: identical on every rank and
-  in a single process, whatever else consumes each rank's global generator;
+- the optimizers' random draws (stochastic BinaryConnect) are counter-based, a function of the
+  param group's ``seed`` (:mod:`qnnlab.optim._draws`), which :func:`broadcast_state` copies from
+  rank 0 too: identical on every rank and in a single process;
 - only rank 0 writes (:attr:`Replicas.writes`): the run store, checkpoints, trackers and tables.
   The other ranks evaluate each epoch in memory and discard it.
 
@@ -48,7 +48,7 @@ from torch.optim import Optimizer
 
 from qnnlab.train.evaluate import Metric
 
-__all__ = ["Replicas", "broadcast_state", "is_rank_zero", "own_draws"]
+__all__ = ["Replicas", "broadcast_state", "is_rank_zero"]
 
 
 def is_rank_zero() -> bool:
@@ -127,10 +127,16 @@ class Replicas:
 
 
 def broadcast_state(optimizer: Optimizer, src: int = 0) -> None:
-    """Copy rank ``src``'s optimizer state tensors (latent weights, moments, held steps) to every rank, in place.
+    """Copy rank ``src``'s optimizer state tensors (latent weights, moments, held steps) and its groups' draw
+    ``seed`` to every rank, in place.
 
     Every rank must hold the same state layout (the same optimizer built on the same parameters).
     """
+    seeds = [group.get("seed") for group in optimizer.param_groups]
+    dist.broadcast_object_list(seeds, src)
+    for group, seed in zip(optimizer.param_groups, seeds, strict=True):
+        if seed is not None:
+            group["seed"] = seed
     with torch.no_grad():
         for group in optimizer.param_groups:
             for p in group["params"]:
@@ -138,27 +144,3 @@ def broadcast_state(optimizer: Optimizer, src: int = 0) -> None:
                 for key in sorted(state):
                     if torch.is_tensor(state[key]):
                         dist.broadcast(state[key], src)
-
-
-def own_draws(optimizer: Optimizer, seed: int) -> None:
-    """Run each ``optimizer.step`` with the global generator of its parameters' device swapped for one seeded from
-    ``seed``: the step's draws are the same on every rank and in one process, and the global stream is untouched.
-
-    The draws' seed is the first 62-bit integer of ``seed``'s stream, so that they are not the
-    numbers that initialized the model.
-    """
-    device = next(p for group in optimizer.param_groups for p in group["params"]).device
-    default = torch.cuda.default_generators[device.index or 0] if device.type == "cuda" else torch.default_generator
-    start = int(torch.randint(2**62, (), generator=torch.Generator().manual_seed(seed)))
-    own = {"state": torch.Generator(device).manual_seed(start).get_state(), "saved": None}
-
-    def before(*_) -> None:
-        own["saved"] = default.get_state()
-        default.set_state(own["state"])
-
-    def after(*_) -> None:
-        own["state"] = default.get_state()
-        default.set_state(own["saved"])
-
-    optimizer.register_step_pre_hook(before)
-    optimizer.register_step_post_hook(after)

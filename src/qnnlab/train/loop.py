@@ -42,7 +42,7 @@ from qnnlab.nn.models import build_model, constrained_names, param_groups
 from qnnlab.schedules import EpochScheduler, lr_scheduler
 from qnnlab.store import RunStore
 from qnnlab.train.checkpoint import checkpoint_path, load_checkpoint, previous_run
-from qnnlab.train.distributed import Replicas, own_draws
+from qnnlab.train.distributed import Replicas
 from qnnlab.train.enumerate import MAX_ENUM_DIM
 from qnnlab.train.evaluate import Metric
 from qnnlab.train.guard import Diverged, overflow
@@ -242,7 +242,6 @@ def _fit(
     model, plain = _model(cfg, data, model)
     trained = replicas.wrap(model)  # before the optimizer copies any latent state from the parameters
     optimizer = build_optimizer(cfg.method, param_groups(model, cfg.model.keep_fp))
-    own_draws(optimizer, cfg.seed)
     lr = lr_scheduler(optimizer, cfg.lr_schedule(steps_per_epoch=data.steps_per_epoch(cfg.batch_size)))
     hyper = EpochScheduler(optimizer, **cfg.method.epoch_schedules())
     tracker = None
