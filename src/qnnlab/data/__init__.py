@@ -52,6 +52,7 @@ from qnnlab.registry import Registry, Schema, named_schema
 __all__ = [
     "DATASETS",
     "DATA_ENV",
+    "GATHER_ELEMENTS",
     "TASKS",
     "Batches",
     "Data",
@@ -76,6 +77,8 @@ __all__ = [
 ]
 
 DATA_ENV = "QNNLAB_DATA"
+# training examples' entries gathered at once by Dataset.train_batches (16 MB of float32)
+GATHER_ELEMENTS = 1 << 22
 # a fixed subset for the train-split metrics, the same for every run and seed
 _EVAL_SUBSET_SEED = 0
 
@@ -370,10 +373,18 @@ class Dataset:
         return x if self.pixels is None else self.pixels(x, train=train, generator=generator)
 
     def train_batches(self, batch_size: int, generator: torch.Generator) -> Batches:
-        """One epoch of shuffled mini-batches; ``generator`` (CPU) fixes the order and the augmentation."""
-        for idx in torch.randperm(self.n_train, generator=generator).split(batch_size):
-            idx = idx.to(self.x_train.device)
-            yield self._inputs(self.x_train[idx], True, generator), self.y_train[idx]
+        """One epoch of shuffled mini-batches; ``generator`` (CPU) fixes the order and the augmentation.
+
+        The shuffled rows are gathered a chunk of whole batches at a time (one ``index_select`` per
+        :data:`GATHER_ELEMENTS` entries or per batch, whichever is larger) and dealt as views of it.
+        """
+        perm = torch.randperm(self.n_train, generator=generator).to(self.x_train.device)
+        row = max(1, math.prod(self.input_shape))
+        chunk = max(1, GATHER_ELEMENTS // (row * batch_size)) * batch_size
+        for idx in perm.split(chunk):
+            xs, ys = self.x_train.index_select(0, idx), self.y_train.index_select(0, idx)
+            for x, y in zip(xs.split(batch_size), ys.split(batch_size), strict=True):
+                yield self._inputs(x, True, generator), y
 
     def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Batches:
         """``split`` (``"train"``, ``"val"``, ``"test"``) in order, in chunks; ``limit`` keeps a fixed random subset."""
