@@ -53,6 +53,9 @@ MethodsOpt = Annotated[
 ]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="epochs of every run")]
 SeedStartOpt = Annotated[int | None, typer.Option("--seed-start", help="first training seed")]
+JobsOpt = Annotated[
+    int, typer.Option("--jobs", "-j", help="runs at a time, in worker processes (0: one per CPU); same results")
+]
 MAX_SEEDS = 1000  # already 12,000 runs of the logistic preset
 
 
@@ -135,16 +138,30 @@ def _with_trackers(configs: list[RunConfig], track: list[str] | None) -> list[Ru
     return configs
 
 
-def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool, track: list[str] | None = None) -> None:
+def _jobs(jobs: int, configs: list[RunConfig]) -> int:
+    """Worker processes for ``--jobs`` (0: one per CPU this process may use), at most one per run."""
+    if jobs < 0:
+        _fail(f"--jobs {jobs}: must be >= 0 (0: one per CPU)")
+    if jobs == 0:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if jobs > 1 and any(cfg.track for cfg in configs):
+        _fail(f"--jobs {jobs}: runs that track (--track, track = [...]) train in this process; use --jobs 1")
+    return max(1, min(jobs, len(configs)))
+
+
+def _train(
+    configs: list[RunConfig], results: Path, name: str, quiet: bool, track: list[str] | None = None, jobs: int = 1
+) -> None:
     from qnnlab.data import DataError
     from qnnlab.experiments.compare import aggregate, compare, markdown_table
     from qnnlab.store import StoreError
 
     configs = _with_trackers(configs, track)
+    jobs = _jobs(jobs, configs)
     progress = _progress(quiet)
     try:
         with progress or nullcontext():
-            out = compare(configs, results, name, on_run=_epoch_bars(progress, configs))
+            out = compare(configs, results, name, on_run=_epoch_bars(progress, configs), jobs=jobs)
     except (DataError, StoreError) as err:
         _fail(str(err))
     except OSError as err:  # a checkpoint that cannot be written, a full disk, ...
@@ -242,6 +259,7 @@ def run(
     track: TrackOpt = None,
     device: DeviceOpt = None,
     data_dir: DataDirOpt = None,
+    jobs: JobsOpt = 1,
 ) -> None:
     """Train the runs described by TOML configs, as one comparison."""
     try:
@@ -250,7 +268,7 @@ def run(
         cfgs = _seeded(cfgs, seeds, seed_start)
     except ConfigError as err:
         _fail(str(err))
-    _train(cfgs, results, comparison or "+".join(dict.fromkeys(path.stem for path in configs)), quiet, track)
+    _train(cfgs, results, comparison or "+".join(dict.fromkeys(path.stem for path in configs)), quiet, track, jobs)
 
 
 @app.command()
@@ -266,6 +284,7 @@ def compare(
     track: TrackOpt = None,
     device: DeviceOpt = None,
     data_dir: DataDirOpt = None,
+    jobs: JobsOpt = 1,
 ) -> None:
     """Train every method of a preset over several seeds and print the comparison table."""
     from qnnlab.experiments.presets import preset_runs
@@ -279,7 +298,7 @@ def compare(
         configs = _configure(rows, sets=sets, methods=methods, epochs=epochs, device=device, data_dir=data_dir)
     except (KeyError, ValueError) as err:
         _fail(str(err).strip("'\""))
-    _train(configs, results, preset, quiet, track)
+    _train(configs, results, preset, quiet, track, jobs)
 
 
 @app.command()
