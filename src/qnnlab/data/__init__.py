@@ -37,7 +37,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -77,8 +77,10 @@ __all__ = [
 ]
 
 DATA_ENV = "QNNLAB_DATA"
-# training examples' entries gathered at once by Dataset.train_batches (16 MB of float32)
+# training examples' entries gathered at once by Dataset.train_batches (16 MB of float32), and where each
+# batch starts: on torch's CPU allocator alignment, as a batch allocated on its own would
 GATHER_ELEMENTS = 1 << 22
+ALIGNMENT = 64
 # a fixed subset for the train-split metrics, the same for every run and seed
 _EVAL_SUBSET_SEED = 0
 
@@ -382,8 +384,8 @@ class Dataset:
         row = max(1, math.prod(self.input_shape))
         chunk = max(1, GATHER_ELEMENTS // (row * batch_size)) * batch_size
         for idx in perm.split(chunk):
-            xs, ys = self.x_train.index_select(0, idx), self.y_train.index_select(0, idx)
-            for x, y in zip(xs.split(batch_size), ys.split(batch_size), strict=True):
+            xs, ys = (_batches(t.index_select(0, idx), batch_size) for t in (self.x_train, self.y_train))
+            for x, y in zip(xs, ys, strict=True):
                 yield self._inputs(x, True, generator), y
 
     def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Batches:
@@ -395,6 +397,23 @@ class Dataset:
             x, y = x[idx.to(x.device)], y[idx.to(x.device)]
         for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
             yield self._inputs(xb, False), yb
+
+
+def _batches(rows: Tensor, batch_size: int) -> Sequence[Tensor]:
+    """``rows.split(batch_size)`` with each batch starting on an :data:`ALIGNMENT` boundary, where a batch of
+    its own is allocated: a kernel may sum in another order on other alignments (BLAS peels unaligned heads)."""
+    size = rows.element_size()
+    per = batch_size * math.prod(rows.shape[1:])
+    full = len(rows) // batch_size
+    if (per * size) % ALIGNMENT == 0 or full == 0:
+        return rows.split(batch_size)
+    slot = -(-per * size // ALIGNMENT) * ALIGNMENT // size
+    padded = rows.new_empty(full, slot)[:, :per]
+    padded.copy_(rows[: full * batch_size].reshape(full, per))
+    batches = list(padded.view(full, batch_size, *rows.shape[1:]).unbind())
+    if len(rows) > full * batch_size:
+        batches.append(rows[full * batch_size :].clone())
+    return batches
 
 
 def sample_indices(size: int, n: int | None, generator: torch.Generator, what: str) -> Tensor | None:
