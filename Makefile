@@ -48,7 +48,7 @@ compiler:
 	$(call apt_install,$(CC_PACKAGES))
 
 run: $(VENV)/.installed compiler
-	$(BIN)/qnnlab compare logistic --seeds 5 --results results
+	$(BIN)/qnnlab compare logistic --seeds 5 --results results --jobs 2
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
