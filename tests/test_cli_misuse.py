@@ -164,3 +164,11 @@ def test_device_cuda_that_is_not_there() -> None:
 @pytest.mark.parametrize("seeds", [0, MAX_SEEDS + 1, 10**12])
 def test_seeds_out_of_range(seeds: int) -> None:
     fails_cleanly(["compare", "logistic", "--seeds", str(seeds)], f"--seeds {seeds}: choose from 1 to {MAX_SEEDS}")
+
+
+def test_jobs_out_of_range_or_with_trackers() -> None:
+    fails_cleanly(["compare", "logistic", "--jobs", "-1", "-q"], "--jobs -1: must be >= 0 (0: one per CPU)")
+    fails_cleanly(
+        ["compare", "logistic", "--seeds", "1", "--jobs", "2", "--track", "tensorboard", "-q"],
+        "--jobs 2: runs that track (--track, track = [...]) train in this process; use --jobs 1",
+    )
