@@ -49,8 +49,8 @@ compiler:
 
 # Experiment I of the ASkewSGD paper, then breast cancer over 5 problems (data splits): both enumerable
 run: $(VENV)/.installed compiler
-	$(BIN)/qnnlab compare logistic --seeds 3 --results results
-	$(BIN)/qnnlab compare breast-cancer --problems 5 --seeds 1 --results results
+	$(BIN)/qnnlab compare logistic --seeds 5 --results results --jobs 2
+	$(BIN)/qnnlab compare breast-cancer --problems 5 --seeds 1 --results results --jobs 2
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

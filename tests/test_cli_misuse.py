@@ -173,3 +173,11 @@ def test_problems_out_of_range(problems: int) -> None:
 
 def test_negative_certify_time_names_the_field() -> None:
     fails_cleanly(["compare", "logistic", "--set", "certify_time=-1", "-q"], "certify_time: Input should be greater")
+
+
+def test_jobs_out_of_range_or_with_trackers() -> None:
+    fails_cleanly(["compare", "logistic", "--jobs", "-1", "-q"], "--jobs -1: must be >= 0 (0: one per CPU)")
+    fails_cleanly(
+        ["compare", "logistic", "--seeds", "1", "--jobs", "2", "--track", "tensorboard", "-q"],
+        "--jobs 2: runs that track (--track, track = [...]) train in this process; use --jobs 1",
+    )

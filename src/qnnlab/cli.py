@@ -59,6 +59,9 @@ ResumeOpt = Annotated[
     bool,
     typer.Option("--resume", help="skip the runs already finished in RESULTS; continue interrupted ones"),
 ]
+JobsOpt = Annotated[
+    int, typer.Option("--jobs", "-j", help="runs at a time, in worker processes (0: one per CPU); same results")
+]
 MAX_SEEDS = 1000  # already 12,000 runs of the logistic preset
 
 
@@ -141,6 +144,17 @@ def _with_trackers(configs: list[RunConfig], track: list[str] | None) -> list[Ru
     return configs
 
 
+def _jobs(jobs: int, configs: list[RunConfig]) -> int:
+    """Worker processes for ``--jobs`` (0: one per CPU this process may use), at most one per run."""
+    if jobs < 0:
+        _fail(f"--jobs {jobs}: must be >= 0 (0: one per CPU)")
+    if jobs == 0:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if jobs > 1 and any(cfg.track for cfg in configs):
+        _fail(f"--jobs {jobs}: runs that track (--track, track = [...]) train in this process; use --jobs 1")
+    return max(1, min(jobs, len(configs)))
+
+
 def _train(
     configs: list[RunConfig],
     results: Path,
@@ -148,6 +162,7 @@ def _train(
     quiet: bool,
     track: list[str] | None = None,
     resume: bool = False,
+    jobs: int = 1,
 ) -> None:
     from qnnlab.data import DataError
     from qnnlab.experiments.compare import aggregate, compare, markdown_table
@@ -158,12 +173,14 @@ def _train(
     from qnnlab.train.signals import Interrupted
 
     configs = _with_trackers(configs, track)
+    jobs = _jobs(jobs, configs)
     writes = is_rank_zero()  # under torchrun the other ranks train in step with rank 0, which records
     progress = _progress(quiet or not writes)
     try:
         with progress or nullcontext():
             if writes:
-                out = compare(configs, results, name, on_run=_epoch_bars(progress, configs), resume=resume)
+                on_run = _epoch_bars(progress, configs)
+                out = compare(configs, results, name, on_run=on_run, resume=resume, jobs=jobs)
             else:
                 out = [fit(cfg) for cfg in configs]
     except (ConfigError, CheckpointError, DataError, StoreError) as err:
@@ -302,6 +319,7 @@ def run(
     device: DeviceOpt = None,
     data_dir: DataDirOpt = None,
     resume: ResumeOpt = False,
+    jobs: JobsOpt = 1,
 ) -> None:
     """Train the runs described by TOML configs, as one comparison."""
     try:
@@ -311,7 +329,7 @@ def run(
     except ConfigError as err:
         _fail(str(err))
     name = comparison or "+".join(dict.fromkeys(path.stem for path in configs))
-    _train(cfgs, results, name, quiet, track, resume)
+    _train(cfgs, results, name, quiet, track, resume, jobs)
 
 
 @app.command()
@@ -332,6 +350,7 @@ def compare(
     device: DeviceOpt = None,
     data_dir: DataDirOpt = None,
     resume: ResumeOpt = False,
+    jobs: JobsOpt = 1,
 ) -> None:
     """Train every method of a preset over several seeds (and problems) and print the comparison table."""
     from qnnlab.experiments.presets import preset_runs
@@ -348,7 +367,7 @@ def compare(
         configs = _configure(rows, sets=sets, methods=methods, epochs=epochs, device=device, data_dir=data_dir)
     except (KeyError, ValueError) as err:
         _fail(str(err).strip("'\""))
-    _train(configs, results, preset, quiet, track, resume)
+    _train(configs, results, preset, quiet, track, resume, jobs)
 
 
 @app.command()

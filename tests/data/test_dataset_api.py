@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
-from qnnlab.data import Dataset, infer_task
+import qnnlab.data
+from qnnlab.data import Dataset, Pixels, infer_task
 from qnnlab.data.loader import LoaderData
 
 
@@ -74,3 +77,37 @@ def test_loader_data_needs_a_task_for_float_labels_and_real_loaders() -> None:
     assert Dataset.from_loaders(floats, task="regression").task == "regression"
     with pytest.raises(TypeError, match=r"train must be a torch\.utils\.data\.DataLoader, got list"):
         Dataset.from_loaders([1, 2])
+
+
+@given(
+    n=st.integers(1, 40),
+    batch=st.integers(1, 12),
+    width=st.integers(1, 3),
+    budget=st.sampled_from([1, 7, 1 << 22]),
+    seed=st.integers(0, 2**31),
+)
+@settings(max_examples=60)
+def test_train_batches_are_the_rows_of_the_seeded_permutation(n, batch, width, budget, seed) -> None:
+    """Gathered a chunk of batches at a time, the batches equal indexing each batch's rows of one ``randperm``."""
+    x, y = torch.randn(n, width), torch.randint(0, 3, (n,))
+    data = Dataset.from_tensors(x, y, x[:1], y[:1])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(qnnlab.data, "GATHER_ELEMENTS", budget)
+        got = list(data.train_batches(batch, torch.Generator().manual_seed(seed)))
+    reference = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).split(batch)
+    assert len(got) == len(reference) == data.steps_per_epoch(batch)
+    for (xb, yb), idx in zip(got, reference, strict=True):
+        assert torch.equal(xb, x[idx]) and torch.equal(yb, y[idx])
+        # where a batch allocated on its own would start: kernels may round differently elsewhere
+        assert xb.data_ptr() % qnnlab.data.ALIGNMENT == 0 and yb.data_ptr() % qnnlab.data.ALIGNMENT == 0
+
+
+def test_train_batches_draw_the_augmentation_after_the_order() -> None:
+    """Images: the same generator shuffles, then crops and flips batch by batch, as one ``randperm`` and ``Pixels``."""
+    images = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8)
+    pixels = Pixels((0.5,), (0.25,), pad=1, flip=True)
+    data = Dataset(images, torch.zeros(10), images, torch.zeros(10), pixels=pixels)
+    got = [xb for xb, _ in data.train_batches(4, torch.Generator().manual_seed(3))]
+    gen = torch.Generator().manual_seed(3)
+    reference = [pixels(images[i], train=True, generator=gen) for i in torch.randperm(10, generator=gen).split(4)]
+    assert all(torch.equal(a, b) for a, b in zip(got, reference, strict=True)) and len(got) == 3

@@ -150,3 +150,28 @@ def test_a_dict_config_with_your_data_is_not_checked_against_the_default_data_se
         qnnlab.fit({"epochs": 1, "batch_size": 7000, "method": {"name": "sgd"}})
     with pytest.raises(ValueError, match="names no data set"):
         qnnlab.fit(result.config)
+
+
+def test_train_epoch_calls_an_optimizers_own_zero_grad_and_clears_torchs_itself() -> None:
+    """An optimizer that overrides ``zero_grad`` gets it called every batch; torch's own is replaced by
+    ``p.grad = None`` on every parameter of its groups: no gradient accumulates across batches."""
+    from qnnlab.train.loop import train_epoch
+
+    class Counting(torch.optim.SGD):
+        calls = 0
+
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            Counting.calls += 1
+            super().zero_grad(set_to_none)
+
+    x, y = torch.randn(6, 2), torch.rand(6)
+    for kind in (Counting, torch.optim.SGD):
+        model = nn.Linear(2, 1)
+        opt = kind(model.parameters(), lr=0.0)  # no step: each batch's gradient is its own
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0)
+        train_epoch(model, opt, sched, [(x[:3], y[:3]), (x[3:], y[3:])], qnnlab.train.evaluate.loss_fn, lambda _: None)
+        last = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        F.binary_cross_entropy_with_logits(model(x[3:]).squeeze(-1), y[3:]).backward()
+        assert all(torch.equal(a, p.grad) for a, p in zip(last, model.parameters(), strict=True))
+    assert Counting.calls == 2

@@ -37,7 +37,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -52,6 +52,7 @@ from qnnlab.registry import Registry, Schema, named_schema
 __all__ = [
     "DATASETS",
     "DATA_ENV",
+    "GATHER_ELEMENTS",
     "TASKS",
     "Batches",
     "Data",
@@ -76,6 +77,10 @@ __all__ = [
 ]
 
 DATA_ENV = "QNNLAB_DATA"
+# training examples' entries gathered at once by Dataset.train_batches (16 MB of float32), and where each
+# batch starts: on torch's CPU allocator alignment, as a batch allocated on its own would
+GATHER_ELEMENTS = 1 << 22
+ALIGNMENT = 64
 # a fixed subset for the train-split metrics, the same for every run and seed
 _EVAL_SUBSET_SEED = 0
 
@@ -370,10 +375,18 @@ class Dataset:
         return x if self.pixels is None else self.pixels(x, train=train, generator=generator)
 
     def train_batches(self, batch_size: int, generator: torch.Generator) -> Batches:
-        """One epoch of shuffled mini-batches; ``generator`` (CPU) fixes the order and the augmentation."""
-        for idx in torch.randperm(self.n_train, generator=generator).split(batch_size):
-            idx = idx.to(self.x_train.device)
-            yield self._inputs(self.x_train[idx], True, generator), self.y_train[idx]
+        """One epoch of shuffled mini-batches; ``generator`` (CPU) fixes the order and the augmentation.
+
+        The shuffled rows are gathered a chunk of whole batches at a time (one ``index_select`` per
+        :data:`GATHER_ELEMENTS` entries or per batch, whichever is larger) and dealt as views of it.
+        """
+        perm = torch.randperm(self.n_train, generator=generator).to(self.x_train.device)
+        row = max(1, math.prod(self.input_shape))
+        chunk = max(1, GATHER_ELEMENTS // (row * batch_size)) * batch_size
+        for idx in perm.split(chunk):
+            xs, ys = (_batches(t.index_select(0, idx), batch_size) for t in (self.x_train, self.y_train))
+            for x, y in zip(xs, ys, strict=True):
+                yield self._inputs(x, True, generator), y
 
     def eval_batches(self, split: str, batch_size: int, limit: int | None = None) -> Batches:
         """``split`` (``"train"``, ``"val"``, ``"test"``) in order, in chunks; ``limit`` keeps a fixed random subset."""
@@ -384,6 +397,23 @@ class Dataset:
             x, y = x[idx.to(x.device)], y[idx.to(x.device)]
         for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
             yield self._inputs(xb, False), yb
+
+
+def _batches(rows: Tensor, batch_size: int) -> Sequence[Tensor]:
+    """``rows.split(batch_size)`` with each batch starting on an :data:`ALIGNMENT` boundary, where a batch of
+    its own is allocated: a kernel may sum in another order on other alignments (BLAS peels unaligned heads)."""
+    size = rows.element_size()
+    per = batch_size * math.prod(rows.shape[1:])
+    full = len(rows) // batch_size
+    if (per * size) % ALIGNMENT == 0 or full == 0:
+        return rows.split(batch_size)
+    slot = -(-per * size // ALIGNMENT) * ALIGNMENT // size
+    padded = rows.new_empty(full, slot)[:, :per]
+    padded.copy_(rows[: full * batch_size].reshape(full, per))
+    batches = list(padded.view(full, batch_size, *rows.shape[1:]).unbind())
+    if len(rows) > full * batch_size:
+        batches.append(rows[full * batch_size :].clone())
+    return batches
 
 
 def sample_indices(size: int, n: int | None, generator: torch.Generator, what: str) -> Tensor | None:

@@ -11,6 +11,7 @@ over problems of a column is the sample std of its per-problem means (:data:`SPR
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -108,15 +109,27 @@ def compare(
     *,
     on_run: Callable[[RunConfig], Callable | None] | None = None,
     resume: bool = False,
+    jobs: int = 1,
 ) -> list[RunResult]:
-    """Train ``configs`` in order, all recorded in ``results_dir``'s store under ``name``.
+    """Train ``configs``, all recorded in ``results_dir``'s store under ``name`` in config order.
 
     A run that diverges comes back with ``status = "diverged"`` and its message as ``error``; the others
     go on. With ``resume``, finished runs are taken from the store and interrupted ones continue
-    (:func:`qnnlab.fit`).
+    (:func:`qnnlab.fit`), in this process. ``jobs > 1`` trains them in that many worker processes
+    (spawned; one torch thread each), each run into a store of its own that is then imported, with its
+    checkpoint, in config order: the store, the results and the table are those of ``jobs = 1`` (but
+    ``wall_time``). ``on_run(cfg)`` is called as each run starts, or with workers as its results come in
+    (its callback then gets every epoch at once). Runs that track (``cfg.track``) are trained in this
+    process only.
     """
+    if jobs < 1:
+        raise ValueError(f"jobs: {jobs}; must be >= 1")
+    if jobs > 1 and any(cfg.track for cfg in configs):
+        raise ValueError("jobs: runs with trackers (track = [...]) are trained in this process; use jobs = 1")
     with RunStore(results_dir) as store:
-        return [_run(cfg, store, name, on_run(cfg) if on_run else None, resume) for cfg in configs]
+        if jobs == 1 or len(configs) <= 1 or resume:
+            return [_run(cfg, store, name, on_run(cfg) if on_run else None, resume) for cfg in configs]
+        return _in_workers(configs, store, name, on_run, min(jobs, len(configs)))
 
 
 def _run(cfg: RunConfig, store: RunStore, name: str, on_epoch: Callable | None, resume: bool) -> RunResult:
@@ -124,6 +137,72 @@ def _run(cfg: RunConfig, store: RunStore, name: str, on_epoch: Callable | None, 
         return fit(cfg, store=store, comparison=name, on_epoch=on_epoch, resume=resume)
     except Diverged as err:
         return RunResult(cfg.label, cfg, {}, status="diverged", error=str(err))
+
+
+def _in_workers(
+    configs: Sequence[RunConfig],
+    store: RunStore,
+    name: str,
+    on_run: Callable[[RunConfig], Callable | None] | None,
+    jobs: int,
+) -> list[RunResult]:
+    """:func:`compare` with ``jobs`` worker processes (see there)."""
+    import multiprocessing
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter per worker (forking a process that ran torch's thread pools can hang)
+    context = multiprocessing.get_context("spawn")
+    out = []
+    with (
+        tempfile.TemporaryDirectory(prefix=".compare-", dir=store.dir) as tmp,
+        ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool,
+    ):
+        folders = [Path(tmp) / str(i) for i in range(len(configs))]
+        futures = [pool.submit(_fit_into, cfg, str(f), name) for cfg, f in zip(configs, folders, strict=True)]
+        try:
+            for cfg, folder, future in zip(configs, folders, futures, strict=True):
+                try:
+                    result = future.result()
+                finally:
+                    ids = _adopt(store, folder, name)  # a failed run is recorded as failed, as in this process
+                result = replace(result, run_id=ids[result.run_id])
+                out.append(result)
+                if on_run is not None and (on_epoch := on_run(cfg)) is not None:
+                    for epoch, metrics in enumerate(result.history):
+                        on_epoch(epoch, metrics)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return out
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _fit_into(cfg: RunConfig, folder: str, name: str) -> RunResult:
+    """A worker's run: ``cfg`` trained into the store in ``folder``."""
+    with RunStore(folder) as store:
+        return _run(cfg, store, name, None, False)
+
+
+def _adopt(store: RunStore, folder: Path, name: str) -> dict[int, int]:
+    """Import the runs of the store in ``folder`` into ``store`` and move their checkpoints; ``{old id: new id}``."""
+    if not folder.exists():
+        return {}
+    ids = {}
+    with RunStore(folder) as source:
+        for row in source.runs(name):
+            ids[row["id"]] = new = store.import_run(source, row["id"])
+            checkpoint = folder / "checkpoints" / f"run-{row['id']}.pt"
+            if checkpoint.exists():
+                target = store.dir / "checkpoints" / f"run-{new}.pt"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(checkpoint, target)
+    return ids
 
 
 def _field(obj: Any, name: str) -> Any:

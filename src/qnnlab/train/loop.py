@@ -156,13 +156,28 @@ def train_epoch(
 ) -> None:
     """One pass over ``batches``: a step of ``optimizer`` and of ``scheduler`` per batch; each loss to ``on_batch``."""
     model.train()
+    zero_grad = _zero_grad(optimizer)
     for x, y in batches:
-        optimizer.zero_grad(set_to_none=True)
+        zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
         on_batch(loss)
         optimizer.step()
         scheduler.step()
+
+
+def _zero_grad(optimizer: Optimizer) -> Callable[[], None]:
+    """``optimizer.zero_grad(set_to_none=True)``; for torch's own ``zero_grad``, its assignments ``p.grad = None``
+    without the profiler range around them, which costs more than the assignments."""
+    if type(optimizer).zero_grad is not Optimizer.zero_grad:
+        return lambda: optimizer.zero_grad(set_to_none=True)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def clear() -> None:
+        for p in params:
+            p.grad = None
+
+    return clear
 
 
 def fit(
