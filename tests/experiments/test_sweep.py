@@ -27,6 +27,7 @@ from qnnlab.experiments.sweep import (
     _score,
     load_record,
     load_spec,
+    plan,
     sweep,
 )
 from qnnlab.report.sweep import sweep_section
@@ -76,6 +77,16 @@ def test_the_shipped_spec_is_valid() -> None:
     shipped = load_spec(Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "logistic.toml")
     assert (shipped.name, shipped.metric, shipped.mode, shipped.seeds) == ("logistic-sweep", "q_val_loss", "min", 5)
     assert set(shipped.space) == {"askewsgd", "primal_dual"}
+
+
+SPECS = sorted((Path(__file__).resolve().parents[2] / "configs" / "sweeps").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_every_committed_spec_validates_with_all_its_trials(path: Path) -> None:
+    rows = plan(load_spec(path))  # every trial's config validated; nothing trains
+    assert rows and all(row.params for row in rows)
+    assert all(row.fixed["validation"]["size"] == 0.2 for row in rows)
 
 
 def test_spec_files_fail_in_one_line(tmp_path: Path) -> None:
