@@ -139,16 +139,24 @@ def _train(configs: list[RunConfig], results: Path, name: str, quiet: bool, trac
     from qnnlab.data import DataError
     from qnnlab.experiments.compare import aggregate, compare, markdown_table
     from qnnlab.store import StoreError
+    from qnnlab.train.distributed import is_rank_zero
+    from qnnlab.train.loop import fit
 
     configs = _with_trackers(configs, track)
-    progress = _progress(quiet)
+    writes = is_rank_zero()  # under torchrun the other ranks train in step with rank 0, which records
+    progress = _progress(quiet or not writes)
     try:
         with progress or nullcontext():
-            out = compare(configs, results, name, on_run=_epoch_bars(progress, configs))
+            if writes:
+                out = compare(configs, results, name, on_run=_epoch_bars(progress, configs))
+            else:
+                out = [fit(cfg) for cfg in configs]
     except (DataError, StoreError) as err:
         _fail(str(err))
     except OSError as err:  # a checkpoint that cannot be written, a full disk, ...
         _fail(describe_os_error(err))
+    if not writes:
+        return
     rows = aggregate(out)
     _print_table(rows, f"{name}: weights judged after quantization, mean ± std over seeds", name)
     try:

@@ -28,7 +28,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from qnnlab.nn.layers import quantize_model
-from qnnlab.optim import SGD, STE, AdaSTE, ASkewSGD, BinaryConnect, ConstrainedGD, PrimalDual, ProxQuant
+from qnnlab.optim import SGD, STE, AdaSTE, ASkewSGD, BinaryConnect, Bop, ConstrainedGD, PrimalDual, ProxQuant
 from qnnlab.registry import Registry, Schema, named_schema
 from qnnlab.schedules import Schedule, annealed_eps
 
@@ -78,6 +78,16 @@ class BinaryConnectConfig(BaseStep):
     name: Literal["binaryconnect"] = "binaryconnect"
     stochastic: bool = False
     glorot_scale: bool = False
+
+
+class BopConfig(BaseStep):
+    """Bop: flip ``w`` where the gradient average (rate ``γ``) exceeds ``τ`` and agrees with ``w``; ``lr`` and the
+    base step train the unconstrained groups only."""
+
+    name: Literal["bop"] = "bop"
+    lr: float = Field(0.01, gt=0, description="step size of the full-precision groups (biases, norms)")
+    gamma: float = Field(1e-4, gt=0, le=1, description="adaptivity rate γ of the gradient average")
+    threshold: float = Field(1e-8, ge=0, description="flip threshold τ")
 
 
 class EpsConfig(Schema):
@@ -283,6 +293,12 @@ register_method(
 register_method("adaste", config=AdaSTEConfig, bits=(1,), paper="Le, Høier, Lin & Zach, CVPR 2022 (arXiv:2112.02880)")(
     AdaSTE
 )
+register_method(
+    "bop",
+    config=BopConfig,
+    bits=(1,),
+    paper="Helwegen, Widdicombe, Geiger, Liu, Cheng & Nusselder, NeurIPS 2019 (arXiv:1906.02107)",
+)(Bop)
 
 
 def method_name(optimizer: Optimizer) -> str:

@@ -13,6 +13,7 @@ BOTH_PATHS = {
     "test_askewsgd",
     "test_askewsgd_kbit",
     "test_binaryconnect",
+    "test_bop",
     "test_constrained_gd",
     "test_primal_dual",
     "test_proxquant",

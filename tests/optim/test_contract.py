@@ -21,6 +21,8 @@ HPARAMS = {
     "proxquant": {"lr": 0.05, "bits": 1, "lam": 2.0},
     # αβ = 0.1 < 1 and |θ₀| = 0.5 < κ = 0.9: both sides of the wells' knee are visited
     "adaste": {"lr": 0.05, "alpha": 0.01, "beta": 10.0, "theta_init": 0.5},
+    # |m| crosses τ within a few steps: flips and holds both occur
+    "bop": {"lr": 0.05, "gamma": 0.1, "threshold": 1e-3},
 }
 # every method, plus the variants that take another code path: (method, hyperparameters)
 CASES = {
@@ -88,6 +90,8 @@ def test_state_dict_round_trip_resumes_identically(name: str, base: dict) -> Non
 @pytest.mark.parametrize("name", CASES)
 def test_tiny_lr_group_is_untouched(name: str) -> None:
     # the group's continuous weights stay put (stochastic BC still redraws its binary weights)
+    if name == "bop":
+        pytest.skip("Bop's lr steps its full-precision groups only; its flips follow γ and τ")
     model, x, y = model_and_batch()
     groups = param_groups(model)
     groups[0]["lr"] = 1e-30

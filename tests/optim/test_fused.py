@@ -29,6 +29,7 @@ CASES = {
     "binaryconnect-stochastic": ("binaryconnect", {"stochastic": True}),
     "adaste": ("adaste", {"alpha": 0.01, "beta": 10.0, "theta_init": 0.5}),  # αβ < 1
     "adaste-saturated": ("adaste", {"alpha": 0.05, "beta": 30.0, "theta_init": 0.5}),  # αβ ≥ 1
+    "bop": ("bop", {"gamma": 0.5, "threshold": 0.1}),
     "sgd": ("sgd", {}),
 }
 BASES = {"sgd": {}, "momentum+wd": {"momentum": 0.9, "weight_decay": 1e-2}, "adam": {"base": "adam"}}

@@ -3,6 +3,7 @@
 from qnnlab.optim.adaste import AdaSTE, adaste_scale, adaste_weights
 from qnnlab.optim.askewsgd import ASkewSGD, kbit_skewed_direction, skewed_direction
 from qnnlab.optim.binaryconnect import BinaryConnect, glorot_lr_scale
+from qnnlab.optim.bop import Bop
 from qnnlab.optim.constrained_gd import ConstrainedGD, qp_direction, velocity_direction
 from qnnlab.optim.primal_dual import PrimalDual, lagrangian_step
 from qnnlab.optim.proxquant import ProxQuant, proxquant_
@@ -15,6 +16,7 @@ __all__ = [
     "ASkewSGD",
     "AdaSTE",
     "BinaryConnect",
+    "Bop",
     "ConstrainedGD",
     "PrimalDual",
     "ProxQuant",

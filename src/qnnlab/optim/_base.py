@@ -26,8 +26,8 @@ on the host.
 per-tensor scale of its grid (:mod:`qnnlab.quant.tensor_grids`); methods that train for a grid
 of their own override :meth:`QuantOptimizer._grid`.
 
-Adding a method, for example Bop (Helwegen et al., NeurIPS 2019: flip ``sign w`` where an exponential
-moving average ``m`` of the gradient exceeds a threshold ``τ`` and agrees in sign with ``w``):
+Adding a method, for example Bop (:mod:`qnnlab.optim.bop`; Helwegen et al., NeurIPS 2019: flip ``sign w``
+where an exponential moving average ``m`` of the gradient exceeds a threshold ``τ`` and agrees in sign with ``w``):
 
 1. write the entry-wise functions with torch operations (the ones :mod:`qnnlab.optim._kernels`
    lists; no branching on values): ``direction(w, g, *state, **hyper)`` returning ``d`` or
@@ -35,18 +35,17 @@ moving average ``m`` of the gradient exceeds a threshold ``τ`` and agrees in si
    shows a function of a latent, as BinaryConnect's ``sign``). Hyperparameters and state buffers are
    keyword-only and passed by name. Bop::
 
-       def bop_direction(w, g, m, *, gamma):
-           return 0 * g, m + gamma * (g - m)  # no gradient step; m⁺ = (1 − γ)m + γg
+       def bop_momentum(w, g, grad_avg, *, gamma):
+           return 0 * w, grad_avg + gamma * (g - grad_avg)  # no gradient step; m⁺ = (1 − γ)m + γg
 
-       def bop_flip(w, *, exp_avg, threshold):
-           flip = (exp_avg.abs() > threshold) & (torch.sign(exp_avg) == torch.sign(w))
-           return torch.where(flip, -w, w)
+       def bop_flip(w, *, grad_avg, threshold):
+           return torch.where(grad_avg * w > threshold, -w, w)  # |m| > τ and sign m = sign w, for w = ±1
 
 2. subclass :class:`QuantOptimizer` and return the rule from ``_rule``, with the group's current
    hyperparameters in ``scalars`` (runtime arguments: a new value rebuilds nothing) and choices that
    change the formula in ``static``:
-   ``EntryRule(direction=bop_direction, project=bop_flip, scalars={"gamma": ..., "threshold": ...},
-   state=("exp_avg",))`` (create ``state[p]["exp_avg"]`` in ``_rule`` if it is missing);
+   ``EntryRule(direction=bop_momentum, project=bop_flip, scalars={"gamma": ..., "threshold": ...},
+   state=("grad_avg",))`` (create ``state[p]["grad_avg"]`` in ``_rule`` if it is missing);
 3. register it in :mod:`qnnlab.methods` and add it to ``CASES`` of ``tests/optim/test_fused.py``,
    which checks the fused path against the eager one, bit for bit, on every branch.
 

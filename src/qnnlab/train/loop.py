@@ -10,7 +10,9 @@ initialization. The mini-batch losses stay on the device until the epoch is reco
 per-step host sync). Trackers named in ``cfg.track`` (optional extras, imported only then)
 get every epoch's metrics too. Data and model live on ``cfg.device``; the seed fixes
 initialization, data order, augmentation and sampling. Everything a run changes is held by
-the model, the optimizer, the two schedulers and the data-order generator.
+the model, the optimizer, the two schedulers and the data-order generator. Under torchrun the
+same function trains data-parallel (:mod:`qnnlab.train.distributed`): the model is wrapped in
+DDP before the optimizer is built, each rank trains on its slice of each batch, rank 0 records.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from qnnlab.methods import METHODS, build_optimizer
 from qnnlab.nn.models import build_model, param_groups
 from qnnlab.schedules import EpochScheduler, lr_scheduler
 from qnnlab.store import RunStore
+from qnnlab.train.distributed import Replicas, own_draws
 from qnnlab.train.enumerate import MAX_ENUM_DIM
 from qnnlab.train.evaluate import Metric
 from qnnlab.train.recorder import Recorder, RunResult, describe, versions
@@ -154,12 +157,16 @@ def fit(
     every parameter is binary and there are few of them (:class:`~qnnlab.train.recorder.Recorder`).
     """
     cfg = _as_config(config, data)
+    replicas = Replicas.from_env()
+    cfg = cfg.with_(device=replicas.device(cfg.device)) if replicas.distributed else cfg
     own_data, own_model = data, model
     data = _data(cfg, data)
     torch.manual_seed(cfg.seed)
     order = torch.Generator().manual_seed(cfg.seed)
     model, plain = _model(cfg, data, model)
+    trained = replicas.wrap(model)  # before the optimizer copies any latent state from the parameters
     optimizer = build_optimizer(cfg.method, param_groups(model, cfg.model.keep_fp))
+    own_draws(optimizer, cfg.seed)
     lr = lr_scheduler(optimizer, cfg.lr_schedule(steps_per_epoch=data.steps_per_epoch(cfg.batch_size)))
     hyper = EpochScheduler(optimizer, **cfg.method.epoch_schedules())
     tracker = None
@@ -171,7 +178,7 @@ def fit(
             on_epoch(epoch, values)
 
     recorder = Recorder(
-        results if results is not None else store,
+        (results if results is not None else store) if replicas.writes else None,
         comparison,
         model=model,
         optimizer=optimizer,
@@ -187,15 +194,15 @@ def fit(
         optimum_model=plain,
     )
     try:
-        tracker = _open_tracker(cfg, recorder.store, comparison, recorder.run_id)
+        tracker = _open_tracker(cfg, recorder.store, comparison, recorder.run_id) if replicas.writes else None
         recorder.log_epoch(0)
         for epoch in range(1, cfg.epochs + 1):
             train_epoch(
-                model,
+                trained,
                 optimizer,
                 lr,
-                data.train_batches(cfg.batch_size, order),
-                recorder.objective.loss,
+                replicas.shard(data.train_batches(cfg.batch_size, order)),
+                replicas.loss(recorder.objective.loss),
                 recorder.log_batch,
             )
             recorder.log_epoch(epoch)
