@@ -438,7 +438,7 @@ def sweep(
         score = "—" if best.score is None else f"{best.score:.6g}"
         table.add_row(escape(m.label), str(len(m.trials)), f"#{best.trial}", score, escape(fields))
     console.print(table)
-    rows = aggregate([_Stored(r["label"], r["summary"], r["status"]) for r in final])
+    rows = aggregate([_Stored(r["label"], r["summary"], r["config"], r["status"]) for r in final])
     seeds_text = f"{record.seeds[0]}..{record.seeds[-1]}" if len(record.seeds) > 1 else str(record.seeds[0])
     _print_table(rows, f"{s.name}: the best configuration per method, seeds {seeds_text}, reported on test", s.name)
     try:
@@ -455,6 +455,7 @@ def sweep(
 class _Stored(NamedTuple):
     label: str
     summary: dict
+    config: dict  # as stored: aggregate pairs runs by its seeds
     status: str = "done"
 
 

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from cli_check import fails_cleanly
+from qnnlab.cli import app
 from qnnlab.config import ConfigError, validate_config
 from qnnlab.experiments.sweep import (
     Choice,
@@ -27,6 +29,7 @@ from qnnlab.experiments.sweep import (
     _score,
     load_record,
     load_spec,
+    plan,
     sweep,
 )
 from qnnlab.report.sweep import sweep_section
@@ -76,6 +79,16 @@ def test_the_shipped_spec_is_valid() -> None:
     shipped = load_spec(Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "logistic.toml")
     assert (shipped.name, shipped.metric, shipped.mode, shipped.seeds) == ("logistic-sweep", "q_val_loss", "min", 5)
     assert set(shipped.space) == {"askewsgd", "primal_dual"}
+
+
+SPECS = sorted((Path(__file__).resolve().parents[2] / "configs" / "sweeps").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_every_committed_spec_validates_with_all_its_trials(path: Path) -> None:
+    rows = plan(load_spec(path))  # every trial's config validated; nothing trains
+    assert rows and all(row.params for row in rows)
+    assert all(row.fixed["validation"]["size"] == 0.2 for row in rows)
 
 
 def test_spec_files_fail_in_one_line(tmp_path: Path) -> None:
@@ -175,6 +188,27 @@ def test_a_sweep_run_again_trains_only_what_is_missing(local, tmp_path: Path) ->
         runner.run([first])
     assert sweep(spec(), tmp_path, on_done=trained.append)[0] == record
     assert len(trained) == 4 - 1 + 2 and first not in trained  # 3 trials and 2 final runs
+
+
+SPEC_TOML = """name = "toy"
+preset = "logistic"
+set = { epochs = 3, "data.n_train" = 400, "data.n_test" = 100 }
+metric = "val_loss"
+seeds = 1
+[space.askewsgd]
+"method.lr" = [0.3, 3.0]
+"method.eps" = [{ hold = 1, decay = 0.5 }]
+[space.primal_dual]
+"method.lr" = [0.3]
+"method.eps.hold" = [0, 1]
+"""
+
+
+def test_the_command_prints_and_writes_the_final_table(local, tmp_path: Path) -> None:
+    results, _, _ = local  # the same sweep, found in the store: nothing trains
+    result = CliRunner().invoke(app, ["sweep", str(write(tmp_path, SPEC_TOML)), "-o", str(results), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "| askewsgd | 1 |" in (results / "toy.md").read_text()
 
 
 def test_the_report_gains_a_sweep_section(local, tmp_path: Path) -> None:

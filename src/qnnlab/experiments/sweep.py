@@ -71,6 +71,7 @@ __all__ = [
     "TrialRecord",
     "load_record",
     "load_spec",
+    "plan",
     "record_path",
     "sweep",
 ]
@@ -563,12 +564,10 @@ def _chunks(items: list[Job], n: int) -> list[list[Job]]:
     return [items[i : i + n] for i in range(0, len(items), n)]
 
 
-def sweep(spec: SweepSpec, results: str | Path, **runner: Any) -> tuple[SweepRecord, list[dict[str, Any]]]:
-    """Run ``spec`` (see the module docstring); returns its record and the store rows of the final runs.
+def plan(spec: SweepSpec) -> list[_Row]:
+    """The swept rows with their grid or random trials, each trial validated (:class:`ConfigError`); trains nothing.
 
-    ``runner``: the :class:`Runner`'s keyword arguments (``backend``, ``workers``, ``cpus``,
-    ``address``, ``storage``, ``on_done``). Grid and random trials are all validated before the
-    first one trains.
+    TPE rows have no trials yet: they are asked for as the search goes.
     """
     rows = []
     for label, (base, fixed) in _rows(spec).items():
@@ -578,10 +577,21 @@ def sweep(spec: SweepSpec, results: str | Path, **runner: Any) -> tuple[SweepRec
         elif spec.search == "random":
             params = _random(space, spec.trials, spec.seed, label)
         else:
-            params = []  # asked for as the search goes
+            params = []
         rows.append(_Row(label, base, fixed, space, params))
         for i in range(len(params)):
             rows[-1].config(i, spec.trial_seeds[0])
+    return rows
+
+
+def sweep(spec: SweepSpec, results: str | Path, **runner: Any) -> tuple[SweepRecord, list[dict[str, Any]]]:
+    """Run ``spec`` (see the module docstring); returns its record and the store rows of the final runs.
+
+    ``runner``: the :class:`Runner`'s keyword arguments (``backend``, ``workers``, ``cpus``,
+    ``address``, ``storage``, ``on_done``). Grid and random trials are all validated before the
+    first one trains.
+    """
+    rows = plan(spec)
     with Runner(results, **runner) as run:
         if spec.search == "tpe":
             trials = _tpe(spec, rows, run)
