@@ -96,13 +96,13 @@ class RunResult:
     error: str | None = None  # why it did not finish
 
 
-def versions() -> dict[str, Any]:
+def versions() -> dict[str, str]:
     """What a run's numbers depend on beside its config; runs are bit-identical only at the same ``torch_threads``."""
     return {
         "qnnlab": qnnlab.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": str(torch.get_num_threads()),
     }
 
 
