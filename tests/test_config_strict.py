@@ -172,3 +172,7 @@ def test_a_device_named_in_the_file_is_checked_as_the_flag_is(tmp_path: Path, de
 def test_sizes_no_machine_can_allocate_are_one_line(tmp_path: Path) -> None:
     huge = {**BASE, "data": {"name": "logistic", "n_train": 10**14, "n_test": 100}}
     _run(tmp_path, huge, "cannot allocate memory for the run (4,000,000,000,004,000 bytes for one tensor)")
+
+
+def test_an_endless_run_is_refused(tmp_path: Path) -> None:
+    _run(tmp_path, _with("epochs", 2**63), "epochs: Input should be less than or equal to 1000000")

@@ -131,7 +131,7 @@ ScheduleConfig = Annotated[
 class RunConfig(Schema):
     label: str = Field("", description="row name in tables (no newline, no '|'); defaults to the method name")
     seed: int = Field(0, ge=0, lt=2**63, description="training seed: initialization, data order, sampling")
-    epochs: int = Field(50, ge=1)
+    epochs: int = Field(50, ge=1, le=1_000_000, description="passes over the training data")
     batch_size: int = Field(100, ge=1)
     bits: int = Field(1, ge=1, description="grid the weights are judged on")
     # None: the data are passed to qnnlab.fit as an object (the run store describes them)
@@ -146,7 +146,7 @@ class RunConfig(Schema):
     eval_train: int | None = Field(
         None, ge=1, description="training examples the per-epoch train metrics use (a fixed subset); None: all"
     )
-    eval_batch_size: int = Field(1000, ge=1, description="examples per forward pass when evaluating")
+    eval_batch_size: int = Field(1000, ge=1, le=10**9, description="examples per forward pass when evaluating")
     validation: ValidationSplit | None = Field(
         None, description="a validation split carved from the training data, evaluated every epoch; None: none"
     )

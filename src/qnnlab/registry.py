@@ -20,6 +20,7 @@ from pydantic import (
     PlainValidator,
     SerializeAsAny,
     create_model,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -33,9 +34,17 @@ PLUGIN_GROUP = "qnnlab.plugins"
 
 class Schema(BaseModel):
     """A config table: unknown keys are errors, values are immutable (and hashable), nothing is coerced (strict:
-    ``true`` or ``"0.5"`` is no number; an array may stand for a tuple) and every float is finite."""
+    ``true`` or ``"0.5"`` is no number; an array may stand for a tuple), every float is finite and every
+    integer fits in 64 bits (as torch's sizes and seeds must)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _int64(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            raise PydanticCustomError("int64", "Input should be a 64-bit integer (below 2**63 in size)")
+        return value
 
     @model_validator(mode="before")
     @classmethod
