@@ -247,11 +247,11 @@ def _fit(
 ) -> RunResult:
     _check_data(data)
     own_data, own_model = data, model
-    data = _data(cfg, data)
     recorded = _recorded_config(cfg, own_model, own_data)
     previous = previous_run(store, comparison, recorded) if resume else None
     if previous is not None and previous["status"] in ("done", "diverged"):
-        return _stored_result(store, previous, cfg)
+        return _stored_result(store, previous, cfg)  # without loading its data
+    data = _data(cfg, data)
     torch.manual_seed(cfg.seed)
     order = torch.Generator().manual_seed(cfg.seed)
     model, plain = _model(cfg, data, model)
