@@ -11,7 +11,6 @@ over problems of a column is the sample std of its per-problem means (:data:`SPR
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ from qnnlab.config import RunConfig
 from qnnlab.experiments.published import published
 from qnnlab.experiments.significance import ALPHA, Better, PairedTest, sign_test
 from qnnlab.store import RunStore
+from qnnlab.train.checkpoint import import_run
 from qnnlab.train.guard import Diverged
 from qnnlab.train.loop import RunResult, fit
 
@@ -190,19 +190,11 @@ def _fit_into(cfg: RunConfig, folder: str, name: str) -> RunResult:
 
 
 def _adopt(store: RunStore, folder: Path, name: str) -> dict[int, int]:
-    """Import the runs of the store in ``folder`` into ``store`` and move their checkpoints; ``{old id: new id}``."""
+    """Import the runs of the store in ``folder`` into ``store``, with their checkpoints; ``{old id: new id}``."""
     if not folder.exists():
         return {}
-    ids = {}
     with RunStore(folder) as source:
-        for row in source.runs(name):
-            ids[row["id"]] = new = store.import_run(source, row["id"])
-            checkpoint = folder / "checkpoints" / f"run-{row['id']}.pt"
-            if checkpoint.exists():
-                target = store.dir / "checkpoints" / f"run-{new}.pt"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(checkpoint, target)
-    return ids
+        return {row["id"]: import_run(store, source, row["id"]) for row in source.runs(name)}
 
 
 def _field(obj: Any, name: str) -> Any:

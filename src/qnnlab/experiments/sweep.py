@@ -57,9 +57,10 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_v
 
 from qnnlab.config import ConfigError, RunConfig, format_validation_error, load_config, override, read_toml
 from qnnlab.data import ValidationSplit
-from qnnlab.io import atomic_file, write_atomic
+from qnnlab.io import write_atomic
 from qnnlab.registry import Schema
 from qnnlab.store import RunStore
+from qnnlab.train.checkpoint import import_run
 
 __all__ = [
     "Job",
@@ -418,23 +419,17 @@ class Runner:
                         last = str(result.error).strip().splitlines()[-1]
                         raise SweepError(f"a Ray trial failed: {last}")
                     with result.checkpoint.as_directory() as folder:
-                        _import(store, Path(folder), self.results)
+                        _import(store, Path(folder))
                     self._done(todo[result.config["job"]["index"]])
         finally:
             shutil.rmtree(Path(self.storage) / name, ignore_errors=True)
 
 
-def _import(store: RunStore, folder: Path, results: Path) -> None:
+def _import(store: RunStore, folder: Path) -> None:
     """The one run of the store in ``folder`` into ``store``, with its checkpoint."""
     with RunStore(folder, read_only=True) as trial:
         (run,) = trial.runs()
-        new = store.import_run(trial, run["id"])
-    source = folder / "checkpoints" / f"run-{run['id']}.pt"
-    if source.is_file():
-        target = results / "checkpoints" / f"run-{new}.pt"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with source.open("rb") as src, atomic_file(target) as dst:
-            shutil.copyfileobj(src, dst)
+        import_run(store, trial, run["id"])
 
 
 def _ray_trial(param: dict[str, Any]) -> None:

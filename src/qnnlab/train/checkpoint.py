@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,18 @@ class CheckpointError(ValueError):
 
 def checkpoint_path(results_dir: str | Path, run_id: int) -> Path:
     return Path(results_dir) / "checkpoints" / f"run-{run_id}.pt"
+
+
+def import_run(store: RunStore, source: RunStore, run_id: int) -> int:
+    """Copy run ``run_id`` of ``source`` into ``store`` with its checkpoint (written atomically); its new id."""
+    new = store.import_run(source, run_id)
+    origin = checkpoint_path(source.dir, run_id)
+    if origin.is_file():
+        target = checkpoint_path(store.dir, new)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with origin.open("rb") as src, atomic_file(target) as dst:
+            shutil.copyfileobj(src, dst)
+    return new
 
 
 def _feed(h: Any, key: str, value: Any) -> None:
