@@ -153,6 +153,13 @@ class RunConfig(Schema):
     checkpoint_every: int = Field(
         1, ge=0, description="epochs between checkpoints (resume continues from the last); 0: only the final one"
     )
+    checkpoint_interval: float = Field(
+        5.0,
+        ge=0,
+        le=10**9,
+        description="seconds at least between two checkpoints (the final one aside), so that short epochs are not "
+        "dominated by writing them; 0: every checkpoint_every epochs",
+    )
     bn_recalibrate: bool = Field(
         True, description="judge Q(w) with batch-norm statistics re-estimated at Q(w) on the training data"
     )

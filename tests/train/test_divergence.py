@@ -25,6 +25,7 @@ CFG = {
     "batch_size": 50,
     "data": {"name": "logistic", "n_train": 200, "n_test": 100},
     "method": {"name": "sgd", "lr": 0.5},
+    "checkpoint_interval": 0,  # a checkpoint every epoch
 }
 
 

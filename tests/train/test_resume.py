@@ -21,6 +21,7 @@ from qnnlab.train.loop import fit
 
 TOML = """\
 epochs = 20
+checkpoint_interval = 0
 batch_size = 50
 [data]
 name = "logistic"
@@ -109,6 +110,7 @@ CFG = {
     "batch_size": 50,
     "data": {"name": "logistic", "n_train": 200, "n_test": 100},
     "method": {"name": "sgd", "lr": 0.5},
+    "checkpoint_interval": 0,
 }
 
 
@@ -127,6 +129,24 @@ def test_every_epoch_is_checkpointed_unless_asked_otherwise(tmp_path: Path) -> N
     path = checkpoint_path(tmp_path / "b", 1)
     fit({**CFG, "checkpoint_every": 0}, results=tmp_path / "b", on_epoch=lambda e, m: written.append(path.is_file()))
     assert written == [False] * 5 and load_checkpoint(path)["epoch"] == 4  # only the final one
+
+
+def test_checkpoints_wait_checkpoint_interval_seconds(tmp_path: Path, monkeypatch) -> None:
+    import qnnlab.train.loop as loop
+
+    # the start, epoch 1, epoch 2, its checkpoint written, epoch 3, epoch 4, its checkpoint written
+    clock = iter([0.0, 1.0, 2.0, 3.0, 4.5, 5.0, 6.0])
+    monkeypatch.setattr(loop, "monotonic", lambda: next(clock))
+    epochs: list[int] = []
+    path = checkpoint_path(tmp_path, 1)
+
+    def seen(epoch: int, metrics: dict) -> None:
+        if epoch and path.is_file():
+            epochs.append(load_checkpoint(path)["epoch"])
+
+    fit({**CFG, "epochs": 5, "checkpoint_interval": 2.0}, results=tmp_path, on_epoch=seen)
+    # epoch 1 (t = 1) is too soon, epoch 2 (t = 2) is due, epoch 3 comes 1.5 s after its checkpoint, epoch 4 2 s
+    assert epochs == [2, 2, 4] and load_checkpoint(path)["epoch"] == 5
 
 
 def test_sigterm_marks_the_run_interrupted_and_resume_continues_it(tmp_path: Path) -> None:

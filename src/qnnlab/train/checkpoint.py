@@ -4,7 +4,8 @@ A checkpoint (``RESULTS/checkpoints/run-ID.pt``) is a dict of tensors and plain 
 pickled objects): what :func:`qnnlab.packed.export_run` packs (``config``, ``model``,
 ``continuous``, ``quantized``, ``grid_scales``), and, for resuming, the optimizer's state and
 the ``training`` state of :func:`qnnlab.fit` (learning-rate and per-epoch schedulers, the
-global and data-order RNG states, the recorder's clock and history). ``epoch`` is the last
+global and data-order RNG states, the recorder's clock; the metric history stays in the run store,
+so a checkpoint's size does not grow with the epochs). ``epoch`` is the last
 epoch it holds; ``final`` says whether the run had finished.
 
 ``sha256`` is the digest of everything else (:func:`digest`): every tensor's name, dtype,
@@ -13,7 +14,7 @@ recomputes it, so a flipped byte anywhere in a tensor or a value fails with one 
 the file. A checkpoint without a digest (written before qnnlab stored one) loads unverified.
 
 :func:`previous_run` finds the run a resumed :func:`qnnlab.fit` continues: the last one of the
-comparison recorded with the same config (``checkpoint_every`` aside).
+comparison recorded with the same config (``checkpoint_every`` and ``checkpoint_interval`` aside).
 """
 
 from __future__ import annotations
@@ -110,14 +111,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+_WHEN = ("checkpoint_every", "checkpoint_interval")  # when checkpoints are written: not what the run computes
+
+
 def _identity(config: Mapping[str, Any]) -> Any:
-    return {k: v for k, v in json.loads(dumps_json(config)).items() if k != "checkpoint_every"}
+    return {k: v for k, v in json.loads(dumps_json(config)).items() if k not in _WHEN}
 
 
 def previous_run(store: RunStore, comparison: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The last run of ``comparison`` in ``store`` recorded with ``config`` (as stored; ``checkpoint_every``
-    aside), or ``None``. A run still ``running`` in a live process raises :class:`StoreError`: it is not resumed
-    twice."""
+    """The last run of ``comparison`` in ``store`` recorded with ``config`` (as stored; ``checkpoint_every`` and
+    ``checkpoint_interval`` aside), or ``None``. A run still ``running`` in a live process raises
+    :class:`StoreError`: it is not resumed twice."""
     wanted = _identity(config)
     found = [r for r in store.runs(comparison) if _identity(r["config"]) == wanted]
     if not found:

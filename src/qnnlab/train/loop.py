@@ -11,7 +11,8 @@ per-step host sync). Trackers named in ``cfg.track`` (optional extras, imported 
 get every epoch's metrics too. Data and model live on ``cfg.device``; the seed fixes
 initialization, data order, augmentation and sampling. Everything a run changes is held by
 the model, the optimizer, the two schedulers and the data-order generator (and the global
-torch RNG): the recorder checkpoints them every ``cfg.checkpoint_every`` epochs, and
+torch RNG): the recorder checkpoints them every ``cfg.checkpoint_every`` epochs but no sooner than
+``cfg.checkpoint_interval`` seconds after the last checkpoint (or the start), and
 ``fit(..., resume=True)`` continues an interrupted run from its last checkpoint
 (:mod:`qnnlab.train.checkpoint`), bit for bit as if it had never stopped. SIGTERM and SIGHUP
 stop a run as Ctrl-C does (:mod:`qnnlab.train.signals`): it is marked ``interrupted``; a
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import torch
@@ -303,7 +305,8 @@ def _fit(
         bn_recalibrate=cfg.bn_recalibrate,
         certify_time=cfg.certify_time,
     )
-    every = cfg.checkpoint_every
+    every, interval = cfg.checkpoint_every, cfg.checkpoint_interval
+    last_checkpoint = monotonic()
     try:
         tracker = _open_tracker(cfg, recorder.store, comparison, recorder.run_id) if replicas.writes else None
         if ckpt is None:
@@ -325,8 +328,10 @@ def _fit(
                 raise diverged from None
             recorder.log_epoch(epoch)
             hyper.step()
-            if every and epoch % every == 0 and epoch < cfg.epochs:
+            due = every and epoch % every == 0 and epoch < cfg.epochs
+            if due and monotonic() - last_checkpoint >= interval:
                 recorder.checkpoint()
+                last_checkpoint = monotonic()
     except BaseException as err:
         status = {Diverged: "diverged", KeyboardInterrupt: "interrupted"}
         recorder.fail(next((v for k, v in status.items() if isinstance(err, k)), "failed"), str(err) or None)

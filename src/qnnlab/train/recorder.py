@@ -176,7 +176,8 @@ class Recorder:
             the model before quantized layers were swapped in, which :func:`torch.vmap` can run).
         run_id: continue this run of the store (a resumed training) instead of starting one.
         checkpoint: with ``run_id``, the checkpoint it continues from: the epochs recorded after its
-            ``epoch`` are deleted, its clock and history restored (:func:`qnnlab.fit` with ``resume=True``).
+            ``epoch`` are deleted, its clock restored and its history read back from the store
+            (:func:`qnnlab.fit` with ``resume=True``).
         training_state: returns the state of the training loop a checkpoint also holds (schedulers,
             RNG states) under ``training``; see :mod:`qnnlab.train.checkpoint`.
         bn_recalibrate: judge ``Q(w)`` with batch-norm statistics re-estimated at ``Q(w)`` on the
@@ -240,9 +241,10 @@ class Recorder:
         self.batch_losses: list[Tensor] = []  # the epoch's so far (log_batch)
         self._start = time.perf_counter()
         if checkpoint is not None:
-            state = checkpoint["recorder"]
-            self.epoch, self.history = int(checkpoint["epoch"]), [dict(m) for m in state["history"]]
-            self._start -= float(state["wall"])
+            # the epochs up to the checkpoint's, as recorded (the later ones were just deleted)
+            recorded = self.store.history(run_id)
+            self.epoch, self.history = int(checkpoint["epoch"]), [recorded[e] for e in sorted(recorded)]
+            self._start -= float(checkpoint["recorder"]["wall"])
 
     # -- per step and per epoch -------------------------------------------------------------
     def log_batch(self, loss: Tensor) -> None:
@@ -456,7 +458,7 @@ class Recorder:
             "epoch": self.epoch,
             "final": final_epoch,
             "versions": versions(),
-            "recorder": {"wall": wall, "history": self.history},
+            "recorder": {"wall": wall},  # the history is in the store: O(1) per checkpoint, not O(epochs)
         }
         if self.training_state is not None:
             state["training"] = dict(self.training_state())
