@@ -107,8 +107,11 @@ class Replicas:
             broadcast_state(optimizer)
         return wrapped
 
-    def shard(self, batches: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Tensor]]:
-        """This rank's contiguous slice of each global batch; :meth:`loss` weights it."""
+    def shard(self, batches: Iterable[tuple[Tensor, Tensor]]) -> Iterable[tuple[Tensor, Tensor]]:
+        """This rank's contiguous slice of each global batch; :meth:`loss` weights it. One process: ``batches``."""
+        return self._slices(batches) if self.distributed else batches
+
+    def _slices(self, batches: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Tensor]]:
         for x, y in batches:
             n = len(y)
             lo, hi = n * self.rank // self.world, n * (self.rank + 1) // self.world
