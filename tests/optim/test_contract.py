@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from torch.testing import assert_close
 
 from qnnlab.methods import METHODS, build_optimizer
@@ -133,6 +134,32 @@ def test_works_under_torch_lr_scheduler(name: str) -> None:
         sched.step()
         lrs.append(opt.param_groups[0]["lr"])
     assert lrs == pytest.approx([0.05, 0.025, 0.025, 0.0125, 0.0125])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_step_hooks_and_the_profiler_range_work_as_on_torch_optimizers(name: str) -> None:
+    model, x, y = model_and_batch()
+    opt = make(name, model)
+    assert "step" not in vars(type(opt))  # torch did not wrap our (hooked) step in its own wrapper again
+    calls: list[str] = []
+    handles = [
+        opt.register_step_pre_hook(lambda o, args, kwargs: calls.append("pre")),
+        opt.register_step_post_hook(lambda o, args, kwargs: calls.append("post")),
+        register_optimizer_step_pre_hook(lambda o, args, kwargs: calls.append("global pre")),
+        register_optimizer_step_post_hook(lambda o, args, kwargs: calls.append("global post")),
+    ]
+    loss_of(model, x, y).backward()
+    try:
+        opt.step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == ["global pre", "pre", "post", "global post"]  # torch's order
+    opt.step()
+    assert len(calls) == 4  # removed: not called again
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        opt.step()
+    assert f"Optimizer.step#{type(opt).__name__}.step" in {e.name for e in prof.events()}
 
 
 @pytest.mark.parametrize("name", CASES)
