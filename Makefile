@@ -47,10 +47,10 @@ CC_PACKAGES = $(if $(shell command -v $(CC) || command -v gcc),,gcc libc6-dev)
 compiler:
 	$(call apt_install,$(CC_PACKAGES))
 
-# Experiment I of the ASkewSGD paper, then breast cancer over 5 problems (data splits): both enumerable
+# Experiment I of the ASkewSGD paper (5 seeds) and breast cancer over 5 problems (data splits): both
+# enumerable; one batch of runs on two worker processes, a table each
 run: $(VENV)/.installed compiler
-	$(BIN)/qnnlab compare logistic --seeds 5 --results results --jobs 2
-	$(BIN)/qnnlab compare breast-cancer --problems 5 --seeds 1 --results results --jobs 2
+	$(BIN)/qnnlab compare logistic breast-cancer --results results --jobs 2
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -45,3 +45,42 @@ def test_list_names_methods_and_presets() -> None:
     assert result.exit_code == 0
     for name in ("askewsgd", "binaryconnect", "sgd", "logistic-0.8"):
         assert name in result.output
+
+
+def test_compare_trains_several_presets_as_one_batch_each_over_its_own_seeds_and_problems(tmp_path: Path) -> None:
+    from qnnlab.experiments.presets import spread
+
+    assert spread("logistic") == (5, None) and spread("breast-cancer") == (1, 5)
+    args = ["compare", "logistic", "breast-cancer", "--methods", "sgd", "--epochs", "1", "-o", str(tmp_path), "-q"]
+    result = runner.invoke(app, [*args, "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    assert "logistic: weights judged" in result.output and "breast-cancer: weights judged" in result.output
+    db = sqlite3.connect(tmp_path / "qnnlab.sqlite")
+    rows = db.execute(
+        "SELECT comparison, json_extract(config, '$.data.seed'), seed FROM runs WHERE label = 'minibatch sgd'"
+        " ORDER BY id"
+    ).fetchall()
+    # the preset order; logistic: 5 training seeds of its one problem, breast cancer: 5 problems of one seed
+    assert rows == [("logistic", 0, s) for s in range(5)] + [("breast-cancer", p, 0) for p in range(5)]
+    assert {p.name for p in tmp_path.glob("*.md")} == {"logistic.md", "breast-cancer.md"}
+    again = runner.invoke(
+        app,
+        [
+            "compare",
+            "breast-cancer",
+            "--methods",
+            "minibatch sgd",
+            "--epochs",
+            "1",
+            "--seeds",
+            "2",
+            "--problems",
+            "1",
+            "-o",
+            str(tmp_path / "b"),
+            "-q",
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    db = sqlite3.connect(tmp_path / "b" / "qnnlab.sqlite")
+    assert db.execute("SELECT json_extract(config, '$.data.seed'), seed FROM runs").fetchall() == [(0, 0), (0, 1)]

@@ -63,7 +63,14 @@ def _run(tmp_path: Path, config: dict, names: str) -> str:
 
 # int fields and float fields of the base config, and values each must refuse
 INTS = ["epochs", "batch_size", "seed", "eval_batch_size", "checkpoint_every", "data.n_train", "data.d", "data.seed"]
-FLOATS = ["checkpoint_interval", "method.lr", "method.momentum", "method.weight_decay", "method.adam_eps", "data.w_scale"]
+FLOATS = [
+    "checkpoint_interval",
+    "method.lr",
+    "method.momentum",
+    "method.weight_decay",
+    "method.adam_eps",
+    "data.w_scale",
+]
 NOT_INTS = st.one_of(
     st.booleans(),
     st.text(alphabet="ab1.-e ", max_size=5),

@@ -158,7 +158,7 @@ def _jobs(jobs: int, configs: list[RunConfig]) -> int:
 def _train(
     configs: list[RunConfig],
     results: Path,
-    name: str,
+    name: str | list[str],
     quiet: bool,
     track: list[str] | None = None,
     resume: bool = False,
@@ -202,15 +202,19 @@ def _train(
         raise typer.Exit({"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}.get(signal, 130)) from None
     if not writes:
         return
-    rows = aggregate(out)
-    over = "(problem, seed) pairs" if any(row.problems > 1 for row in rows) else "seeds"
-    _print_table(rows, f"{name}: weights judged after quantization, mean ± std over {over}", name)
-    try:
-        write_atomic(results / f"{name}.md", markdown_table(rows, name))
-    except OSError as err:
-        _fail(describe_os_error(err))
-    if not quiet:
-        console.print(f"runs and per-epoch metrics: {results / 'qnnlab.sqlite'}; table: {results / (name + '.md')}")
+    names = [name] * len(out) if isinstance(name, str) else name
+    for comparison in dict.fromkeys(names):
+        rows = aggregate([r for r, n in zip(out, names, strict=True) if n == comparison])
+        over = "(problem, seed) pairs" if any(row.problems > 1 for row in rows) else "seeds"
+        title = f"{comparison}: weights judged after quantization, mean ± std over {over}"
+        _print_table(rows, title, comparison)
+        table = results / f"{comparison}.md"
+        try:
+            write_atomic(table, markdown_table(rows, comparison))
+        except OSError as err:
+            _fail(describe_os_error(err))
+        if not quiet:
+            console.print(f"runs and per-epoch metrics: {results / 'qnnlab.sqlite'}; table: {table}")
     for r in out:
         if r.status == "diverged":
             err_console.print(f"[bold red]error:[/] {escape(r.error or '')}", highlight=False, soft_wrap=True)
@@ -334,11 +338,16 @@ def run(
 
 @app.command()
 def compare(
-    preset: Annotated[str, typer.Argument(help="preset name (see `qnnlab list`)")] = "logistic",
-    seeds: Annotated[int, typer.Option(help=f"training seeds (N from 1 to {MAX_SEEDS})")] = 5,
+    presets: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[PRESET]...", help="preset names (see `qnnlab list`); default: logistic"),
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help=f"training seeds (N from 1 to {MAX_SEEDS}; default: the preset's, mostly 5)")
+    ] = None,
     problems: Annotated[
         int | None,
-        typer.Option(help="problems: every run on data seeds 0..N−1 (default: the preset's one data seed)"),
+        typer.Option(help="problems: every run on data seeds 0..N−1 (default: the preset's, mostly its one data seed)"),
     ] = None,
     seed_start: SeedStartOpt = None,
     sets: SetOpt = None,
@@ -352,22 +361,32 @@ def compare(
     resume: ResumeOpt = False,
     jobs: JobsOpt = 1,
 ) -> None:
-    """Train every method of a preset over several seeds (and problems) and print the comparison table."""
-    from qnnlab.experiments.presets import preset_runs
+    """Train every method of a preset over several seeds (and problems) and print the comparison table.
 
-    if not 1 <= seeds <= MAX_SEEDS:
+    Several presets are trained as one batch of runs (one set of --jobs workers), each recorded and tabled
+    as a comparison of its own.
+    """
+    from qnnlab.experiments.presets import preset_runs, spread
+
+    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
         _fail(f"--seeds {seeds}: choose from 1 to {MAX_SEEDS}")
     if problems is not None and not 1 <= problems <= MAX_SEEDS:
         _fail(f"--problems {problems}: choose from 1 to {MAX_SEEDS}")
     if seed_start is not None and seed_start < 0:
         _fail(f"--seed-start {seed_start}: must be >= 0")
+    names = list(dict.fromkeys(presets or ["logistic"]))
+    configs, comparisons = [], []
     try:
-        runs = preset_runs(preset, seeds, seed_start or 0, problems)
-        rows = [(f"{preset} row {cfg.label!r}", cfg) for cfg in runs]
-        configs = _configure(rows, sets=sets, methods=methods, epochs=epochs, device=device, data_dir=data_dir)
+        for preset in names:
+            default_seeds, default_problems = spread(preset)
+            runs = preset_runs(preset, seeds or default_seeds, seed_start or 0, problems or default_problems)
+            rows = [(f"{preset} row {cfg.label!r}", cfg) for cfg in runs]
+            picked = _configure(rows, sets=sets, methods=methods, epochs=epochs, device=device, data_dir=data_dir)
+            configs += picked
+            comparisons += [preset] * len(picked)
     except (KeyError, ValueError) as err:
         _fail(str(err).strip("'\""))
-    _train(configs, results, preset, quiet, track, resume, jobs)
+    _train(configs, results, comparisons, quiet, track, resume, jobs)
 
 
 @app.command()

@@ -105,13 +105,14 @@ UNTUNED_NOTE = "`*`: not tuned on this preset; hyperparameters derived from its 
 def compare(
     configs: Sequence[RunConfig],
     results_dir: str | Path,
-    name: str,
+    name: str | Sequence[str],
     *,
     on_run: Callable[[RunConfig], Callable | None] | None = None,
     resume: bool = False,
     jobs: int = 1,
 ) -> list[RunResult]:
-    """Train ``configs``, all recorded in ``results_dir``'s store under ``name`` in config order.
+    """Train ``configs``, all recorded in ``results_dir``'s store under comparison ``name`` (or one name per
+    config: several comparisons trained as one batch of runs) in config order.
 
     A run that diverges comes back with ``status = "diverged"`` and its message as ``error``; the others
     go on. With ``resume``, finished runs are taken from the store and interrupted ones continue
@@ -126,10 +127,16 @@ def compare(
         raise ValueError(f"jobs: {jobs}; must be >= 1")
     if jobs > 1 and any(cfg.track for cfg in configs):
         raise ValueError("jobs: runs with trackers (track = [...]) are trained in this process; use jobs = 1")
+    names = [name] * len(configs) if isinstance(name, str) else list(name)
+    if len(names) != len(configs):
+        raise ValueError(f"name: {len(names)} comparison names for {len(configs)} configs; give one, or one per config")
     with RunStore(results_dir) as store:
         if jobs == 1 or len(configs) <= 1 or resume:
-            return [_run(cfg, store, name, on_run(cfg) if on_run else None, resume) for cfg in configs]
-        return _in_workers(configs, store, name, on_run, min(jobs, len(configs)))
+            return [
+                _run(cfg, store, n, on_run(cfg) if on_run else None, resume)
+                for cfg, n in zip(configs, names, strict=True)
+            ]
+        return _in_workers(configs, store, names, on_run, min(jobs, len(configs)))
 
 
 def _run(cfg: RunConfig, store: RunStore, name: str, on_epoch: Callable | None, resume: bool) -> RunResult:
@@ -142,14 +149,14 @@ def _run(cfg: RunConfig, store: RunStore, name: str, on_epoch: Callable | None, 
 def _in_workers(
     configs: Sequence[RunConfig],
     store: RunStore,
-    name: str,
+    names: Sequence[str],
     on_run: Callable[[RunConfig], Callable | None] | None,
     jobs: int,
 ) -> list[RunResult]:
     """:func:`compare` with ``jobs`` worker processes (see there)."""
     import multiprocessing
     import tempfile
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     # spawn: a fresh interpreter per worker (forking a process that ran torch's thread pools can hang)
     context = multiprocessing.get_context("spawn")
@@ -159,9 +166,11 @@ def _in_workers(
         ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool,
     ):
         folders = [Path(tmp) / str(i) for i in range(len(configs))]
-        futures = [pool.submit(_fit_into, cfg, str(f), name) for cfg, f in zip(configs, folders, strict=True)]
+        futures: list[Future | None] = [None] * len(configs)
+        for i in sorted(range(len(configs)), key=lambda i: -_work(configs[i])):  # the longest first: no long tail
+            futures[i] = pool.submit(_fit_into, configs[i], str(folders[i]), names[i])
         try:
-            for cfg, folder, future in zip(configs, folders, futures, strict=True):
+            for cfg, name, folder, future in zip(configs, names, folders, futures, strict=True):
                 try:
                     result = future.result()
                 finally:
@@ -175,6 +184,15 @@ def _in_workers(
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return out
+
+
+def _work(cfg: RunConfig) -> float:
+    """A run's expected cost, to order the workers' queue: its optimizer steps, plus 10 per epoch for the
+    evaluation (about what an epoch's evaluation costs on the linear presets; a data set whose config does not
+    give its size counts as one batch per epoch)."""
+    n = getattr(cfg.data, "n_train", None) if cfg.data is not None else None
+    steps = -(-n // cfg.batch_size) if isinstance(n, int) else 1
+    return cfg.epochs * (steps + 10)
 
 
 def _one_thread() -> None:

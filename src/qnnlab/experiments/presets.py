@@ -3,9 +3,10 @@
 Each preset is a function of the training seed returning validated :class:`RunConfig` s;
 the data seed stays fixed, so every method and seed sees the same data set, unless the runs
 are asked for over several problems (:func:`preset_runs` with ``problems = N``: data seeds
-``0..N−1``, a new split or a new draw of the synthetic set each). A preset is
+``0..N−1``, a new split or a new draw of the synthetic set each). A preset is a :class:`Grid`:
 settings shared by its runs plus one row per method variant, so adding a method is one
-line: ``row("ste", {"name": "ste", "lr": 1e-3, "base": "adam"})``.
+line: ``row("ste", {"name": "ste", "lr": 1e-3, "base": "adam"})``, and the seeds and problems a
+comparison of it runs by default (5 seeds of one problem; breast cancer: 5 problems of one seed).
 
 The GPU presets (``cifar10-*``, ``imagenet-resnet18``) default to the CPU like every run;
 pass ``--device cuda``. Their data come from local folders (``--data-dir`` or
@@ -14,13 +15,14 @@ pass ``--device cuda``. Their data come from local folders (``--data-dir`` or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from qnnlab.config import RunConfig, validate_config
 from qnnlab.registry import Registry
 
-__all__ = ["PRESETS", "preset_runs", "row", "select_runs"]
+__all__ = ["PRESETS", "Grid", "preset_runs", "row", "select_runs", "spread"]
 
 Preset = Callable[[int], list[RunConfig]]
 PRESETS: Registry[Preset] = Registry("preset")
@@ -31,13 +33,24 @@ def row(label: str, method: dict[str, Any], **run: Any) -> dict[str, Any]:
     return {"label": label, "method": method, **run}
 
 
-def _grid(common: dict[str, Any], rows: Sequence[dict[str, Any]]) -> Preset:
-    """The preset training every row with ``common`` settings (a row's keys win) for one seed."""
+@dataclass(frozen=True)
+class Grid:
+    """A preset training every row with ``common`` settings (a row's keys win) for one seed; a comparison of it
+    runs ``seeds`` training seeds over ``problems`` problems unless told otherwise (:func:`spread`)."""
 
-    def build(seed: int) -> list[RunConfig]:
-        return [validate_config({**common, **r, "seed": seed}) for r in rows]
+    common: Mapping[str, Any]
+    rows: Sequence[Mapping[str, Any]]
+    seeds: int = 5
+    problems: int | None = None  # None: the preset's own data seed
 
-    return build
+    def __call__(self, seed: int) -> list[RunConfig]:
+        return [validate_config({**self.common, **r, "seed": seed}) for r in self.rows]
+
+
+def spread(name: str) -> tuple[int, int | None]:
+    """``(seeds, problems)`` a comparison of preset ``name`` runs by default: a :class:`Grid`'s, else ``(5, None)``."""
+    preset = PRESETS.get(name)
+    return getattr(preset, "seeds", 5), getattr(preset, "problems", None)
 
 
 def _eps(hold: int, decay: float, floor: float = 1e-4) -> dict[str, Any]:
@@ -75,7 +88,7 @@ def _logistic(w_scale: float) -> Preset:
     but (1e-4, 1e-3), whose flips stop too early (q_val_loss 0.611 against 0.533).
     """
     data: dict[str, Any] = {"name": "logistic", "d": 10, "n_train": 6000, "n_test": 1000, "w_scale": w_scale, "seed": 0}
-    return _grid({"epochs": 50, "batch_size": 100, "data": data}, _linear_rows(6000))
+    return Grid({"epochs": 50, "batch_size": 100, "data": data}, _linear_rows(6000))
 
 
 def _linear_rows(n_train: int) -> list[dict[str, Any]]:
@@ -132,7 +145,8 @@ def _breast_cancer() -> Preset:
     """A real problem that separates the methods: breast cancer (455 train / 114 test), 10 binary weights.
 
     scikit-learn's bundled Wisconsin set, its 10 "mean" features standardized on the training
-    split, a stratified split per data seed (``--problems N``: seeds 0..N−1); a linear model
+    split, a stratified split per data seed (by default 5 problems, data seeds 0-4, of one training
+    seed; ``--problems N``: seeds 0..N−1); a linear model
     without bias and the mean logistic loss, so the 2¹⁰ sign vectors are enumerated and every
     gap is exact. Radius, perimeter and area are correlated above 0.99: the continuous optimum
     has large weights of both signs, and rounding it lands far from the binary optimum. The rows
@@ -150,7 +164,7 @@ def _breast_cancer() -> Preset:
         "method": {"name": "sgd", "lr": 10.0, "momentum": 0.98},
     }
     common = {"epochs": 50, "batch_size": 100, "data": {"name": "breast_cancer", "n_test": 569 - n_train}}
-    return _grid(common, [rounded, *_linear_rows(n_train)])
+    return Grid(common, [rounded, *_linear_rows(n_train)], seeds=1, problems=5)  # the problems are the point
 
 
 PRESETS.register("breast-cancer", _breast_cancer())
@@ -200,7 +214,7 @@ def _two_moons() -> Preset:
     """
     common = {"epochs": 50, "batch_size": 100, "data": {"name": "two_moons"}, "model": {"name": "moons_mlp"}}
     adam = {"base": "adam", "alpha": 1.0}
-    return _grid(
+    return Grid(
         common,
         [
             row("sgd (full precision)", {"name": "sgd", "lr": 1.0}),
@@ -248,7 +262,7 @@ def _digits() -> Preset:
     adam = {"base": "adam"}
     to_1e3 = {"schedule": {"kind": "exponential", "final_lr": 1e-3}}
     eps = _eps(10, 0.7)
-    return _grid(
+    return Grid(
         common,
         [
             row("sgd (full precision)", {"name": "sgd", "lr": 3e-3, **adam}),
@@ -283,7 +297,7 @@ def _digits_kbit(bits: int) -> Preset:
     }
     adam = {"lr": 1e-3, "base": "adam"}
     eps = {"init": 1 / 16, "hold": 10, "decay": 0.7, "floor": 1e-5}
-    return _grid(
+    return Grid(
         common,
         [
             row("sgd (full precision)", {"name": "sgd", **adam}),
@@ -314,7 +328,7 @@ def _fashion_mlp() -> Preset:
         "schedule": {"kind": "exponential", "final_lr": 1e-5},
     }
     adam = {"lr": 1e-3, "base": "adam"}
-    return _grid(
+    return Grid(
         common,
         [
             row("sgd (full precision)", {"name": "sgd", **adam}),
@@ -354,7 +368,7 @@ def _mnist_mlp() -> Preset:
         "schedule": {"kind": "exponential", "final_lr": 3e-6},
     }
     adam = {"lr": 1e-3, "base": "adam"}
-    return _grid(
+    return Grid(
         common,
         [
             row("sgd (full precision)", {"name": "sgd", **adam}),
@@ -382,7 +396,7 @@ def _cifar10_vgg() -> Preset:
         "schedule": {"kind": "exponential", "final_lr": 2e-6},
     }
     adam = {"lr": 3e-3, "base": "adam"}
-    return _grid(
+    return Grid(
         common,
         [
             row("sgd (full precision)", {"name": "sgd", **adam}),
@@ -414,7 +428,7 @@ def _cifar10_resnet20() -> Preset:
         "schedule": {"kind": "step", "milestones": [81, 122], "factor": 0.1},
     }
     adam = {"lr": 1e-2, "base": "adam"}
-    return _grid(
+    return Grid(
         common,
         [
             row(
@@ -450,7 +464,7 @@ def _imagenet_resnet18() -> Preset:
         "schedule": {"kind": "step", "milestones": [30, 60, 80], "factor": 0.1},
     }
     sgd = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
-    return _grid(
+    return Grid(
         common,
         [
             row("sgd (full precision)", {"name": "sgd", **sgd}),
