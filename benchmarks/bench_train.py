@@ -160,7 +160,7 @@ def main() -> None:
     if args.out is not None:
         old = args.out.read_text() if args.out.exists() else ""
         kept = old[old.index(MAKE_RUN) :] if MAKE_RUN in old else ""  # measured by hand: kept as it is
-        write_atomic(args.out, "\n".join(lines) + kept)
+        write_atomic(args.out, "\n".join(lines) + ("\n" + kept if kept else ""))
         print(f"wrote {args.out}", file=sys.stderr)
 
 
