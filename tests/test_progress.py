@@ -103,3 +103,24 @@ def test_the_bars_count_runs_seeds_and_methods() -> None:
     assert (runs.completed, runs.total) == (4, 6)
     assert (seeds.completed, seeds.total) == (1, 2)  # seed 0 done, seed 1 under way
     assert (methods.completed, methods.total) == (1, 3)
+
+
+def test_the_bars_of_several_comparisons_and_problems_count_each_apart() -> None:
+    base = {"epochs": 1, "method": {"name": "sgd"}, "seed": 0}
+    logistic = [validate_config({**base, "label": x, "data": {"name": "logistic", "n_train": 200}}) for x in "ab"]
+    cancer = [
+        validate_config({**base, "label": x, "data": {"name": "breast_cancer", "seed": p}})
+        for p in (0, 1)
+        for x in "ab"
+    ]
+    progress = Progress(console=Console(file=io.StringIO()), auto_refresh=False)
+    on_run = cli._epoch_bars(progress, logistic + cancer, ["logistic"] * 2 + ["cancer"] * 4)
+    runs, seeds, methods, epochs = progress.tasks
+    assert (seeds.description, seeds.total) == ("seeds of each comparison and problem", 3)
+    on_run(logistic[0])(1, {})
+    assert methods.description == "methods of logistic, seed 0" and methods.total == 2
+    on_epoch = on_run(cancer[2])
+    assert methods.description == "methods of cancer, problem 1, seed 0" and methods.completed == 0
+    assert epochs.description == "a (cancer, problem 1, seed 0)"
+    on_epoch(1, {})
+    assert (runs.completed, seeds.completed) == (2, 0)

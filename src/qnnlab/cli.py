@@ -83,29 +83,51 @@ def _progress(quiet: bool) -> Progress | None:
     )
 
 
-def _epoch_bars(progress: Progress | None, configs: Sequence[RunConfig]) -> Callable[[RunConfig], Callable] | None:
-    """A callback factory: bars over all runs, over seeds, over the current seed's methods, over epochs."""
+def _data_seed(cfg: RunConfig) -> int | None:
+    return getattr(cfg.data, "seed", None)
+
+
+def _epoch_bars(
+    progress: Progress | None, configs: Sequence[RunConfig], names: Sequence[str] | None = None
+) -> Callable[[RunConfig], Callable] | None:
+    """A callback factory: bars over all runs, over the seeds (of each comparison ``names`` gives and each of its
+    problems), over the current seed's methods, over epochs."""
     if progress is None:
         return None
-    per_seed = Counter(cfg.seed for cfg in configs)
+    names = list(names) if names is not None else [""] * len(configs)
+    comparison = {id(cfg): name for cfg, name in zip(configs, names, strict=True)}
+    problems = {n: {_data_seed(c) for c, m in zip(configs, names, strict=True) if m == n} for n in set(names)}
+
+    def group(cfg: RunConfig) -> tuple[str, int | None, int]:
+        return comparison.get(id(cfg), ""), _data_seed(cfg), cfg.seed
+
+    def describe(key: tuple[str, int | None, int]) -> str:
+        name, problem, seed = key
+        parts = [name] if len(problems) > 1 else []
+        parts += [f"problem {problem}"] if len(problems.get(name, ())) > 1 else []
+        return ", ".join([*parts, f"seed {seed}"])
+
+    per_seed = Counter(group(cfg) for cfg in configs)
+    simple = len(problems) == 1 and all(len(p) == 1 for p in problems.values())
     runs = progress.add_task("runs", total=len(configs))
-    seeds = progress.add_task("seeds", total=len(per_seed))
+    seeds = progress.add_task("seeds" if simple else "seeds of each comparison and problem", total=len(per_seed))
     methods = progress.add_task("methods", total=1)
     epochs = progress.add_task("", total=1)
     left = dict(per_seed)
 
     def on_run(cfg: RunConfig) -> Callable:
-        done = per_seed[cfg.seed] - left[cfg.seed]
-        progress.reset(methods, total=per_seed[cfg.seed], completed=done, description=f"methods of seed {cfg.seed}")
-        progress.reset(epochs, total=cfg.epochs, description=f"{cfg.label} (seed {cfg.seed})")
+        key = group(cfg)
+        done = per_seed[key] - left[key]
+        progress.reset(methods, total=per_seed[key], completed=done, description=f"methods of {describe(key)}")
+        progress.reset(epochs, total=cfg.epochs, description=f"{cfg.label} ({describe(key)})")
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             progress.update(epochs, completed=epoch)
             if epoch == cfg.epochs:
-                left[cfg.seed] -= 1
+                left[key] -= 1
                 progress.advance(runs)
                 progress.advance(methods)
-                if left[cfg.seed] == 0:
+                if left[key] == 0:
                     progress.advance(seeds)
 
         return on_epoch
@@ -179,7 +201,7 @@ def _train(
     try:
         with progress or nullcontext():
             if writes:
-                on_run = _epoch_bars(progress, configs)
+                on_run = _epoch_bars(progress, configs, None if isinstance(name, str) else name)
                 out = compare(configs, results, name, on_run=on_run, resume=resume, jobs=jobs)
             else:
                 out = [fit(cfg) for cfg in configs]
