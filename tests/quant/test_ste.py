@@ -1,6 +1,7 @@
 """Straight-through estimators and PACT: forward and backward on hand-picked points."""
 
 import doctest
+import math
 
 import pytest
 import torch
@@ -99,3 +100,21 @@ def test_pact_gradients_match_finite_differences_of_the_clip(values, alpha0, bit
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(ste_module).failed == 0
+
+
+@pytest.mark.parametrize("estimator", sorted(MASKS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@given(
+    values=st.lists(st.floats(-4, 4, allow_nan=False, width=16), min_size=1, max_size=40),
+    clip=st.sampled_from([0.5, 1.0, 3.0, 1 / 3]),
+)
+def test_the_one_kernel_backward_equals_grad_times_the_proxy(estimator: str, dtype, values, clip) -> None:
+    # the points themselves, the kinks ±c, 0 and the floats next to them
+    c = torch.tensor(clip, dtype=dtype)
+    kinks = torch.stack([c, -c, torch.zeros((), dtype=dtype)])
+    near = [torch.nextafter(kinks, torch.tensor(d, dtype=dtype)) for d in (-math.inf, math.inf)]
+    x = torch.cat([torch.tensor(values, dtype=dtype), kinks, *near]).requires_grad_(True)
+    upstream = torch.randn(len(x), generator=torch.Generator().manual_seed(len(values))).to(dtype)
+    straight_through(x, sign, estimator, clip=clip).backward(upstream)
+    want = upstream * ESTIMATORS.get(estimator)(x.detach(), clip=clip)
+    assert torch.equal(x.grad, want)  # −0 and +0 compare equal

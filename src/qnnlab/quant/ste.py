@@ -15,7 +15,10 @@ name                ``μ'(x)``              proxy ``μ``
 ``clipped_relu``    ``1{0 < x < c}``       ReLU clipped at ``c = (2^k − 1)α`` (k-bit, step α)
 ==================  =====================  =============================================
 
-PACT's quantizer has a learned clip ``α`` with its own STE gradients (:class:`PACTFunction`).
+For these four the backward product ``grad · μ'(x)`` is one ATen kernel (torch's hardtanh and
+threshold backward; ``tests/quant/test_ste.py`` checks it against ``grad * μ'(x)``); a proxy
+registered in :data:`ESTIMATORS` under another name is multiplied. PACT's quantizer has a learned
+clip ``α`` with its own STE gradients (:class:`PACTFunction`).
 
 References:
     Yin, Lyu, Zhang, Osher, Qi & Xin, "Understanding straight-through estimator in training
@@ -27,8 +30,9 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 
 import torch
 from torch import Tensor
@@ -82,19 +86,43 @@ for _name, _fn in (
     ESTIMATORS.register(_name, _fn)
 
 
+@lru_cache(maxsize=64)
+def _above(clip: float, dtype: torch.dtype) -> float:
+    """The next value of ``dtype`` above ``clip``: ``x < _above(c)`` is ``x ≤ c`` for every ``x`` of that dtype."""
+    c = torch.tensor(clip, dtype=dtype)
+    return torch.nextafter(c, torch.tensor(math.inf, dtype=dtype)).item()
+
+
+def _clipped_vjp(grad: Tensor, x: Tensor, clip: float) -> Tensor:
+    # torch's hardtanh backward passes min < x < max: with the bounds ±(next value above c), |x| ≤ c
+    bound = _above(clip, x.dtype)
+    return torch.ops.aten.hardtanh_backward(grad, x, -bound, bound)
+
+
+# ``grad · μ'(x)`` as one ATen kernel (a mask and a product are three to four passes, and torch's
+# comparisons into bool tensors are slow on the CPU); equal to the product but for the sign of a zero
+# gradient (+0 where the product gave −0) and at NaN inputs (the gradient passes)
+_VJPS: dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {
+    "identity": lambda grad, x, clip: grad,
+    "clipped": _clipped_vjp,
+    "relu": lambda grad, x, clip: torch.ops.aten.threshold_backward(grad, x, 0.0),  # passes x > 0
+    "clipped_relu": lambda grad, x, clip: torch.ops.aten.hardtanh_backward(grad, x, 0.0, clip),  # 0 < x < c
+}
+
+
 class StraightThrough(Function):
-    """``q(x)`` forward, ``grad · μ'(x)`` backward; ``q`` and ``μ'`` are callables on tensors."""
+    """``q(x)`` forward, ``grad · μ'(x)`` backward; ``q`` is a callable on tensors, ``vjp(grad, x)`` the product."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, quantize: Callable[[Tensor], Tensor], proxy_grad: Callable[[Tensor], Tensor]):
+    def forward(ctx, x: Tensor, quantize: Callable[[Tensor], Tensor], vjp: Callable[[Tensor, Tensor], Tensor]):
         ctx.save_for_backward(x)
-        ctx.proxy_grad = proxy_grad
+        ctx.vjp = vjp
         return quantize(x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         (x,) = ctx.saved_tensors
-        return grad * ctx.proxy_grad(x), None, None
+        return ctx.vjp(grad, x), None, None
 
 
 def straight_through(
@@ -111,7 +139,10 @@ def straight_through(
     """
     if not clip > 0:
         raise ValueError(f"Invalid clip: {clip}; must be > 0")
-    return StraightThrough.apply(x, quantize, partial(ESTIMATORS.get(estimator), clip=clip))
+    proxy = ESTIMATORS.get(estimator)
+    if estimator in _VJPS:  # the built-in proxies: one kernel
+        return StraightThrough.apply(x, quantize, partial(_VJPS[estimator], clip=clip))
+    return StraightThrough.apply(x, quantize, lambda grad, t: grad * proxy(t, clip=clip))
 
 
 class PACTFunction(Function):
