@@ -18,6 +18,14 @@ def brute_force_project(w: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
 
 def test_sign_never_returns_zero() -> None:
     assert_close(sign(torch.tensor([-2.0, -0.0, 0.0, 3.0])), torch.tensor([-1.0, 1.0, 1.0, 1.0]))
+    x = torch.tensor([-float("inf"), -1e-45, 1e-45, float("inf"), float("nan")])
+    assert sign(x).tolist() == [-1.0, -1.0, 1.0, 1.0, 1.0]
+
+
+@given(st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=50))
+def test_sign_is_plus_one_exactly_where_w_is_not_negative(values: list[float]) -> None:
+    w = torch.tensor(values)
+    assert torch.equal(sign(w), torch.where(w >= 0, 1.0, -1.0))
 
 
 def test_binary_grid_hand_values() -> None:
