@@ -39,13 +39,15 @@ BASES = {"sgd": {}, "momentum+wd": {"momentum": 0.9, "weight_decay": 1e-2}, "ada
 SPECIAL = [0.0, 1.0, -1.0, 1e-45, -1e-45, 0.5, -0.5, 0.9, -0.95, 1.0005, -1.3, 2e-4, 0.3, -0.7]
 
 
-def params() -> list[torch.nn.Parameter]:
-    """A weight with the special values, a zero-size one, a non-contiguous one, a second group's, a bias."""
+def params(size: int = 1) -> list[torch.nn.Parameter]:
+    """A weight with the special values, a zero-size one, a non-contiguous one, a second group's, a bias (``size``
+    times as many rows each)."""
     torch.manual_seed(3)
-    w = torch.rand(8, 5) * 2.4 - 1.2
+    w = torch.rand(8 * size, 5) * 2.4 - 1.2
     w.view(-1)[: len(SPECIAL)] = torch.tensor(SPECIAL)
-    transposed = (torch.rand(6, 3) * 2 - 1).t()
-    return [torch.nn.Parameter(t) for t in (w, torch.zeros(0, 4), transposed, torch.rand(3, 3) - 0.5, torch.rand(5))]
+    transposed = (torch.rand(6 * size, 3) * 2 - 1).t()
+    second, bias = torch.rand(3 * size, 3) - 0.5, torch.rand(5 * size)
+    return [torch.nn.Parameter(t) for t in (w, torch.zeros(0, 4), transposed, second, bias)]
 
 
 def make(name: str, base_step: dict, fused: bool, ps: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -80,8 +82,8 @@ def special_values(opt: torch.optim.Optimizer, ps) -> None:
             state["theta"].view(-1)[:8] = torch.tensor([1e-3, -1e-3, 0.05, -0.5, 0.95, -3.0, 0.0, 12.0])
 
 
-def run(name: str, base_step: dict, fused: bool, steps: int = 4):
-    ps = params()
+def run(name: str, base_step: dict, fused: bool, steps: int = 4, size: int = 1):
+    ps = params(size)
     opt = make(name, base_step, fused, ps)
     torch.manual_seed(7)
     for k in range(steps):
@@ -114,6 +116,27 @@ def assert_same_run(ps_a, opt_a, ps_b, opt_b) -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_fused_equals_eager_bitwise(name: str, base_step: dict) -> None:
     assert_same_run(*run(name, base_step, fused=False), *run(name, base_step, fused=True))
+
+
+@pytest.mark.parametrize("base_step", BASES.values(), ids=BASES.keys())
+@pytest.mark.parametrize("name", CASES)
+def test_calls_split_across_threads_equal_eager_bitwise(name: str, base_step: dict, monkeypatch) -> None:
+    """Three OpenMP ranges per call, split inside tensors and across them (2,320 and 360 entries a group, split at
+    multiples of 64): the eager path's bits, draws included (a draw's index is its index in its own tensor)."""
+    monkeypatch.setattr(kernels, "PER_THREAD", 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        split = run(name, base_step, fused=True, size=40)
+    finally:
+        torch.set_num_threads(threads)
+    assert_same_run(*run(name, base_step, fused=False, size=40), *split)
+
+
+def test_thread_parts_keep_per_thread_entries() -> None:
+    per = kernels.PER_THREAD
+    assert [kernels.thread_parts(n, 4) for n in (0, per - 1, per, 3 * per - 1, 3 * per, 10 * per)] == [1, 1, 1, 2, 3, 4]
+    assert kernels.thread_parts(10 * per, 1) == 1
 
 
 @pytest.mark.parametrize("base_step", [BASES["momentum+wd"], BASES["adam"]], ids=["momentum+wd", "adam"])

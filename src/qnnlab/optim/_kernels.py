@@ -15,7 +15,12 @@ only: ``+ − × /``, comparisons, ``& | ~`` on masks, ``torch.where``, ``abs``,
   -march=native`` vectorizes it for the machine's widest vectors (AVX2 with FMA on x86-64; gcc's
   ``-fopt-info-vec`` reports every kernel vectorized) with a scalar tail, and the library is
   cached per CPU (its flags are in the cache key); the argument arrays (pointers, sizes, floats)
-  are allocated once per kernel and tensor sizes and refilled only when they change;
+  are allocated once per kernel and tensor sizes and refilled only when they change. The entries
+  of a call (its tensors laid end to end) are cut into ranges for ``torch.get_num_threads()``
+  threads, at least :data:`PER_THREAD` entries each, by an OpenMP loop: built with ``-fopenmp``,
+  the library binds to the ``libgomp`` torch has loaded (one soname), so kernels and torch's own
+  operations share one thread pool (and share its fork caveat: do not fork a process after it
+  ran parallel work). Entries are independent, so every split gives the same bits;
 - **compiled** (CUDA and other devices): ``torch.compile`` of the eager loop (Triton kernels).
 
 Bitwise agreement. The C code does what torch does, operation by operation: each operation is
@@ -86,6 +91,9 @@ CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-
 _C_TYPES = {torch.float32: "float", torch.float64: "double"}
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for the compiled path (Triton kernels on CUDA)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+OPENMP = "-fopenmp"  # added to CFLAGS where the compiler has it (else each call runs in one thread)
+PER_THREAD = 1 << 15  # entries per thread at least (torch's own grain size): a smaller step runs in one thread
+ALIGN = 64  # split points are multiples of this many entries (no two threads write one cache line)
 
 
 class KernelUnavailable(RuntimeError):
@@ -342,10 +350,13 @@ class Sym:
 
 
 # -- C source --------------------------------------------------------------------------------------
-_PRELUDE = """\
+_PRELUDE = f"""\
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+static inline int64_t split_point(int64_t total, int64_t k, int64_t parts) {{
+  return k >= parts ? total : total * k / parts / {ALIGN} * {ALIGN};
+}}
 """
 
 _HELPERS = """\
@@ -418,13 +429,15 @@ def c_source(fn: Callable, spec: Spec, name: str) -> str:
     """The C source of ``fn``: one function ``<name>_f32`` and one ``<name>_f64``.
 
     ``void f(int64_t nt, const int64_t *numel, void *const *arrays, const void *const *tensors,
-    const double *floats, const double *scalars)``: ``arrays[t·A + j]`` points at tensor ``t``'s
-    entries of array ``spec.arrays[j]``, ``tensors[t·K + j]`` at its 0-d value ``spec.tensors[j]``,
-    ``floats[t·F + j]`` is its ``spec.floats[j]``.
+    const double *floats, const double *scalars, int64_t parts)``: ``arrays[t·A + j]`` points at
+    tensor ``t``'s entries of array ``spec.arrays[j]``, ``tensors[t·K + j]`` at its 0-d value
+    ``spec.tensors[j]``, ``floats[t·F + j]`` is its ``spec.floats[j]``. The ``nt`` tensors' entries,
+    laid end to end, are cut into ``parts`` ranges (at multiples of ``ALIGN`` entries), one per OpenMP thread; an
+    entry's draw index stays its index in its own tensor, so every split gives the same bits.
     """
     lines, out = _trace(fn, spec)
     arrays = spec.arrays
-    parts = [_PRELUDE]
+    pieces = [_PRELUDE]
     functions = []
     for dtype in (torch.float32, torch.float64):
         sub = {"T": _C_TYPES[dtype], **_MATH[dtype]}
@@ -433,11 +446,18 @@ def c_source(fn: Callable, spec: Spec, name: str) -> str:
             text = re.sub(r"\b(NEARBYINT|FLOOR|FABS|SQRT|FMA|TMAX)\b", lambda m: sub[m.group(1)], text)
             return re.sub(r"_T\b", f"_{sub['T']}", re.sub(r"\bT\b", sub["T"], text))
 
-        body = [f"void {name}_{_SUFFIX[dtype]}(int64_t nt, const int64_t *numel, void *const *arrays,"]
-        body.append("    const void *const *tensors, const double *floats, const double *scalars) {")
+        fname = f"{name}_{_SUFFIX[dtype]}"
+        signature = "(int64_t nt, const int64_t *numel, void *const *arrays, const void *const *tensors,"
+        body = [f"static void {fname}_range{signature}", "    const double *floats, const double *scalars,"]
+        body.append("    int64_t lo, int64_t hi) {")
         body += [f"  const double s{j} = scalars[{j}];" for j in range(len(spec.scalars))]
         body += [f"  {x}" for x in lines[0]]
+        body.append("  int64_t base = 0;")  # entries [lo, hi) of the tensors laid end to end
         body.append("  for (int64_t t = 0; t < nt; ++t) {")
+        body.append("    const int64_t start = lo > base ? lo - base : 0;")
+        body.append("    const int64_t stop = hi - base < numel[t] ? hi - base : numel[t];")
+        body.append("    base += numel[t];")
+        body.append("    if (start >= stop) continue;")
         body += [f"    const double f{j} = floats[t * {len(spec.floats)} + {j}];" for j in range(len(spec.floats))]
         body += [
             f"    const T t{j} = *(const T *)tensors[t * {len(spec.tensors)} + {j}];" for j in range(len(spec.tensors))
@@ -446,9 +466,8 @@ def c_source(fn: Callable, spec: Spec, name: str) -> str:
         for j, a in enumerate(arrays):
             const = "" if a in spec.outputs else "const "
             body.append(f"    {const}T *restrict a{j} = ({const}T *)arrays[t * {len(arrays)} + {j}];")
-        body.append("    const int64_t n = numel[t];")
         body.append("    #pragma GCC ivdep")  # distinct arrays (restrict): vectorized without a runtime alias check
-        body.append("    for (int64_t i = 0; i < n; ++i) {")
+        body.append("    for (int64_t i = start; i < stop; ++i) {")
         for j, n in enumerate(spec.inputs):
             if spec.draws and n == "u":
                 body.append(f"      const T x{j} = uniform_T((uint32_t)f{spec.floats.index('draw_key')}, i);")
@@ -457,9 +476,17 @@ def c_source(fn: Callable, spec: Spec, name: str) -> str:
         body += [f"      {x}" for x in lines[3]]
         body += [f"      a{arrays.index(o)}[i] = {_cast(out[o], 'T')};" for o in spec.outputs]
         body += ["    }", "  }", "}", ""]
-        parts.append(typed(_HELPERS + C_UNIFORM))  # the double helpers also serve the hyperparameters' arithmetic
+        body += [f"void {fname}{signature}", "    const double *floats, const double *scalars, int64_t parts) {"]
+        body.append("  int64_t total = 0;")
+        body.append("  for (int64_t t = 0; t < nt; ++t) total += numel[t];")
+        body.append("  #pragma omp parallel for num_threads((int)parts) schedule(static, 1) if (parts > 1)")
+        body.append("  for (int64_t k = 0; k < parts; ++k)")
+        body.append(f"    {fname}_range(nt, numel, arrays, tensors, floats, scalars,")
+        body.append("        split_point(total, k, parts), split_point(total, k + 1, parts));")
+        body += ["}", ""]
+        pieces.append(typed(_HELPERS + C_UNIFORM))  # the double helpers also serve the hyperparameters' arithmetic
         functions.append(typed("\n".join(body)))
-    return "\n".join(parts + functions)
+    return "\n".join(pieces + functions)
 
 
 # -- build and cache -------------------------------------------------------------------------------------
@@ -502,7 +529,8 @@ def _machine() -> str:
 def load_library(source: str, name: str) -> ctypes.CDLL:
     """Build ``source`` once (cached, locked, installed atomically) and load it."""
     cc, version = compiler()
-    key = "\n".join([source, cc, version, " ".join(CFLAGS), _machine(), torch.__version__, platform.platform()])
+    flags = " ".join([*CFLAGS, OPENMP])
+    key = "\n".join([source, cc, version, flags, _machine(), torch.__version__, platform.platform()])
     directory = kernel_dir()
     path = directory / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.so"
     if not path.exists():
@@ -517,7 +545,10 @@ def _build(cc: str, source: str, path: Path) -> None:
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         src, lib = Path(tmp) / "kernel.c", Path(tmp) / "kernel.so"
         src.write_text(source)
-        done = subprocess.run([cc, *CFLAGS, "-o", str(lib), str(src), "-lm"], capture_output=True, text=True)
+        for flags in ([*CFLAGS, OPENMP], list(CFLAGS)):  # without OpenMP the pragma is ignored: one thread
+            done = subprocess.run([cc, *flags, "-o", str(lib), str(src), "-lm"], capture_output=True, text=True)
+            if done.returncode == 0:
+                break
         if done.returncode != 0:
             first = (done.stderr.strip().splitlines() or ["(no output)"])[0]
             raise KernelUnavailable(f"building {path.name} with {cc} failed: {first}")
@@ -526,7 +557,7 @@ def _build(cc: str, source: str, path: Path) -> None:
 
 # -- running ------------------------------------------------------------------------------------------
 _PTR = ctypes.c_void_p
-_ARGTYPES = [ctypes.c_int64, _PTR, _PTR, _PTR, _PTR, _PTR]
+_ARGTYPES = [ctypes.c_int64, _PTR, _PTR, _PTR, _PTR, _PTR, ctypes.c_int64]
 
 
 class Kernel:
@@ -631,11 +662,11 @@ class _Call:
     (a parameter replaced, a new ``.grad``, a new ``lr``), so a step allocates nothing.
     """
 
-    __slots__ = ("args", "fn", "last", "split")
+    __slots__ = ("args", "fn", "last", "split", "total")
 
     def __init__(self, fn: Callable, numel: tuple[int, ...], per_row: int, held: int, spec: Spec) -> None:
         nt = len(numel)
-        self.fn, self.split, self.last = fn, nt * per_row, None
+        self.fn, self.split, self.last, self.total = fn, nt * per_row, None, sum(numel)
         self.args = (
             nt,
             (ctypes.c_int64 * max(1, nt))(*numel),
@@ -651,4 +682,9 @@ class _Call:
             arrays[: self.split], held[: len(ptrs) - self.split] = ptrs[: self.split], ptrs[self.split :]
             f[: len(floats)], s[: len(scalars)] = floats, scalars
             self.last = (ptrs, floats, scalars)
-        self.fn(*self.args)
+        self.fn(*self.args, thread_parts(self.total, torch.get_num_threads()))
+
+
+def thread_parts(total: int, threads: int) -> int:
+    """How many ranges a call over ``total`` entries is cut into: at most one per thread, each ≥ ``PER_THREAD``."""
+    return max(1, min(threads, total // PER_THREAD))
