@@ -128,6 +128,14 @@ def _const(x: Any) -> Sym:
     raise TypeError(f"an entry-wise rule used an unsupported value {x!r} ({type(x).__name__})")
 
 
+def _opaque(bound: Sym) -> Sym:
+    """A group-level clamp bound as a value of the dtype the compiler cannot see through: with two constant bounds
+    gcc threads one select into the other (seven vector instructions); opaque ones become ``max`` and ``min``."""
+    if bound.level > 0:
+        return bound
+    return _program.get().emit("T", f"opaque_T((T){bound.name})", 0)
+
+
 def _join(*xs: Sym) -> tuple[int, str]:
     """Level and C type of an arithmetic result: the tensor dtype ``T`` as soon as one operand has it."""
     level = max(x.level for x in xs)
@@ -271,9 +279,9 @@ class Sym:
     def clamp(self, min: Any = None, max: Any = None) -> Sym:
         x = self
         if min is not None:
-            x = x._select(_const(min), "<")
+            x = x._select(_opaque(_const(min)), "<")
         if max is not None:
-            x = x._select(_const(max), ">")
+            x = x._select(_opaque(_const(max)), ">")
         return x
 
     def _select(self, bound: Sym, op: str) -> Sym:
@@ -367,6 +375,7 @@ static inline T round_T(T x) { return NEARBYINT(x); }
 static inline T sign_T(T x) { return (T)((x > 0) - (x < 0)); }
 static inline int isfinite_T(T x) { return FABS(x) <= TMAX; }
 static inline T fma_T(T a, T b, T c) { return FMA(a, b, c); }
+static inline T opaque_T(T x) { volatile T v = x; return v; }
 static inline T qmin_T(T a, T b) { return a != a ? a : (b != b ? b : (b < a ? b : a)); }
 static inline T qmax_T(T a, T b) { return a != a ? a : (b != b ? b : (a < b ? b : a)); }
 """
@@ -448,7 +457,9 @@ def c_source(fn: Callable, spec: Spec, name: str) -> str:
 
         fname = f"{name}_{_SUFFIX[dtype]}"
         signature = "(int64_t nt, const int64_t *numel, void *const *arrays, const void *const *tensors,"
-        body = [f"static void {fname}_range{signature}", "    const double *floats, const double *scalars,"]
+        # not inlined into OpenMP's outlined loop, where gcc spills a vector register in it
+        body = [f"static __attribute__((noinline)) void {fname}_range{signature}"]
+        body.append("    const double *floats, const double *scalars,")
         body.append("    int64_t lo, int64_t hi) {")
         body += [f"  const double s{j} = scalars[{j}];" for j in range(len(spec.scalars))]
         body += [f"  {x}" for x in lines[0]]

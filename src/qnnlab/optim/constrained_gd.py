@@ -61,12 +61,13 @@ def velocity_direction(phi: Tensor, dphi: Tensor, g: Tensor, alpha: float, cap: 
     With ``cap``, a corrective step ``−K`` is clamped to ``[−cap, cap]`` (the test ``(−g)K > K²``
     keeps the unclamped ``K``).
     """
-    k = -alpha * phi / dphi
+    # c = −K = αφ/φ', bit for bit (negation is exact): (−g)K = gc and K² = c², and the step is c
+    c = alpha * phi / dphi
     # K is ±inf/nan where φ' = 0 and can overflow where φ' is subnormal: both count as singular
-    plain = (phi >= 0) | ~torch.isfinite(k) | (-g * k > k * k)
+    plain = (phi >= 0) | ~torch.isfinite(c) | (g * c > c * c)
     if cap is not None:
-        k = torch.minimum(torch.maximum(k, -cap), cap)
-    return torch.where(plain, g, -k)
+        c = torch.minimum(torch.maximum(c, -cap), cap)
+    return torch.where(plain, g, c)
 
 
 def qp_direction(w: Tensor, g: Tensor, constraint: Constraint, eps: float, alpha: float) -> Tensor:
