@@ -372,7 +372,7 @@ static inline T abs_T(T x) { return FABS(x); }
 static inline T sqrt_T(T x) { return SQRT(x); }
 static inline T floor_T(T x) { return FLOOR(x); }
 static inline T round_T(T x) { return NEARBYINT(x); }
-static inline T sign_T(T x) { return (T)((x > 0) - (x < 0)); }
+static inline T sign_T(T x) { return x > 0 ? (T)1 : (x < 0 ? (T)-1 : (T)0); }  /* selects: foldable */
 static inline int isfinite_T(T x) { return FABS(x) <= TMAX; }
 static inline T fma_T(T a, T b, T c) { return FMA(a, b, c); }
 static inline T opaque_T(T x) { volatile T v = x; return v; }
