@@ -269,6 +269,38 @@ def test_a_failed_build_is_reported_in_one_line(monkeypatch, tmp_path, restore_k
         load_library("this is not C", "broken")
 
 
+CLAMPS = {
+    "tensor bounds": lambda e, k: {"w": e["w"].clamp(-k["top"], k["top"])},
+    "scalar bound": lambda e, k: {"w": e["w"].clamp(min=k["s"])},
+    "entry-wise bound": lambda e, k: {"w": e["w"].clamp(e["b"], k["top"])},
+    "literal bounds": lambda e, k: {"w": e["w"].clamp(-1.0, 1.0)},
+}
+
+
+@pytest.mark.parametrize("nan_bound", [False, True], ids=["finite", "nan"])
+@pytest.mark.parametrize("name", CLAMPS)
+def test_clamp_matches_torch_bitwise_with_nan_and_signed_zero(name: str, nan_bound: bool) -> None:
+    """As torch: a NaN entry (or entry-wise bound) gives NaN, a NaN bound makes every entry NaN, −0 stays −0."""
+    nan = float("nan")
+    w = torch.tensor([0.5, -0.0, 0.0, nan, float("inf"), -float("inf"), 2.0, -3.0, 1.0, -1.0] * 7)
+    b = torch.linspace(-2, 0.5, len(w))
+    b[::9] = nan
+    top, s = (nan, nan) if nan_bound else (1.5, 0.25)
+    spec = Spec(("w", "b"), ("w",), tensors=("top",), scalars=("s",))
+    rule = CLAMPS[name]
+    kernel = Kernel(rule, spec, f"clamp{list(CLAMPS).index(name)}")
+    out = {}
+    for path in ("eager", "c"):
+        arrays = {"w": [w.clone()], "b": [b]}
+        kernel.run(arrays, {"top": [torch.tensor(top)]}, {}, {"s": s}, path)
+        out[path] = arrays["w"][0]
+    reference = rule({"w": w, "b": b}, {"top": torch.tensor(top), "s": s})["w"]
+    for got in out.values():  # NaN where torch has NaN (its payload aside), the same bits elsewhere
+        assert torch.equal(got.isnan(), reference.isnan())
+        assert_bitwise(got[~reference.isnan()], reference[~reference.isnan()])
+    assert bool(reference.isnan().all()) == (nan_bound and name != "literal bounds")
+
+
 def test_rules_that_branch_on_values_are_refused() -> None:
     def branching(e, k):
         return {"w": e["w"] if k["a"] > 0 else -e["w"]}

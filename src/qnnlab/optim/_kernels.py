@@ -25,7 +25,7 @@ only: ``+ − × /``, comparisons, ``& | ~`` on masks, ``torch.where``, ``abs``,
 
 Bitwise agreement. The C code does what torch does, operation by operation: each operation is
 rounded to the tensor's dtype, a Python number meets a tensor as a value of the tensor's dtype,
-arithmetic among Python numbers is double, ``clamp``/``minimum``/``maximum`` propagate NaN, ``round``
+arithmetic among Python numbers is double, ``clamp``/``minimum``/``maximum`` propagate NaN (a NaN bound too), ``round``
 ties to even, ``sign(NaN) = 0``; ``torch.add(a, b, alpha=c)`` is one fused multiply-add, as
 in torch's CPU kernels (so the SGD step ``torch.add(w, d, alpha=−γ)`` is torch's own to the bit);
 otherwise the compiler may not contract ``a·b + c`` (``-ffp-contract=off``), and there is no
@@ -126,6 +126,11 @@ def _const(x: Any) -> Sym:
             return Sym("NAN", 0, "double")
         return Sym(v.hex() if abs(v) != float("inf") else ("INFINITY" if v > 0 else "(-INFINITY)"), 0, "double")
     raise TypeError(f"an entry-wise rule used an unsupported value {x!r} ({type(x).__name__})")
+
+
+def _literal(x: Sym) -> bool:
+    """A number written into the source (the traced values are named ``x0``, ``t0``, ``f0``, ``s0``, ``v0`` …)."""
+    return x.level == 0 and re.fullmatch(r"[a-z]\d+", x.name) is None
 
 
 def _opaque(bound: Sym) -> Sym:
@@ -277,11 +282,18 @@ class Sym:
         return _program.get().emit("int", f"isfinite_{ctype}({self.name})", self.level)
 
     def clamp(self, min: Any = None, max: Any = None) -> Sym:
+        bounds = [(_const(b), op) for b, op in ((min, "<"), (max, ">")) if b is not None]
         x = self
-        if min is not None:
-            x = x._select(_opaque(_const(min)), "<")
-        if max is not None:
-            x = x._select(_opaque(_const(max)), ">")
+        # torch makes every entry NaN where a bound is NaN: x − z with z = NaN there and +0 otherwise (x − 0 is x,
+        # −0 included), z computed once outside the loop; a literal bound is never NaN, an entry-wise one is a select
+        held = [b for b, _ in bounds if b.level < 3 and not _literal(b)]
+        if held:
+            prog = _program.get()
+            nan = prog.emit("int", " || ".join(f"{b.name} != {b.name}" for b in held), _join(*held)[0])
+            x = x - prog.emit("T", f"{nan.name} ? (T)NAN : (T)0", nan.level)
+        for b, op in bounds:
+            entrywise = torch.maximum if op == "<" else torch.minimum
+            x = entrywise(x, b) if b.level == 3 else x._select(_opaque(b), op)
         return x
 
     def _select(self, bound: Sym, op: str) -> Sym:

@@ -66,7 +66,7 @@ def velocity_direction(phi: Tensor, dphi: Tensor, g: Tensor, alpha: float, cap: 
     # K is ±inf/nan where φ' = 0 and can overflow where φ' is subnormal: both count as singular
     plain = (phi >= 0) | ~torch.isfinite(c) | (g * c > c * c)
     if cap is not None:
-        c = torch.minimum(torch.maximum(c, -cap), cap)
+        c = c.clamp(-cap, cap)
     return torch.where(plain, g, c)
 
 
