@@ -61,6 +61,7 @@ test: system-test compiler lint
 
 bench: $(VENV)/.installed-dev compiler
 	$(BIN)/python benchmarks/bench_step.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_step.py --threads 0 --out docs/benchmarks_threads.md  # every core
 	$(BIN)/python benchmarks/bench_train.py --out docs/benchmarks_train.md
 	$(BIN)/python benchmarks/bench_packed.py --out docs/benchmarks_packed.md
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_certify.py --out docs/benchmarks_certify.md  # ~15 min
