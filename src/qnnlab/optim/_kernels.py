@@ -20,7 +20,8 @@ only: ``+ − × /``, comparisons, ``& | ~`` on masks, ``torch.where``, ``abs``,
   threads, at least :data:`PER_THREAD` entries each, by an OpenMP loop: built with ``-fopenmp``,
   the library binds to the ``libgomp`` torch has loaded (one soname), so kernels and torch's own
   operations share one thread pool (and share its fork caveat: do not fork a process after it
-  ran parallel work). Entries are independent, so every split gives the same bits;
+  ran parallel work; with a torch on another threading runtime the system's ``libgomp`` keeps a
+  pool of its own). Entries are independent, so every split gives the same bits;
 - **compiled** (CUDA and other devices): ``torch.compile`` of the eager loop (Triton kernels).
 
 Bitwise agreement. The C code does what torch does, operation by operation: each operation is
