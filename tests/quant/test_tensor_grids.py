@@ -20,6 +20,34 @@ def test_segments_reduce_expand_and_split() -> None:
     assert torch.equal(x, 2 * a) and torch.equal(y, 2 * b) and y.shape == (2, 1)
 
 
+def test_segments_reduce_empty_slices_as_segment_reduce() -> None:
+    seg = Segments([torch.tensor([1.0, -2.0]), torch.empty(0), torch.tensor([3.0])])
+    assert torch.equal(seg.reduce(seg.flat, "sum"), torch.tensor([-1.0, 0.0, 3.0]))
+    assert_close(seg.reduce(seg.flat, "mean"), torch.tensor([-0.5, float("nan"), 3.0]), rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(seg.reduce(seg.flat, "max"), torch.tensor([1.0, float("-inf"), 3.0]))
+    assert torch.equal(seg.reduce(seg.flat, "min"), torch.tensor([-2.0, float("inf"), 3.0]))
+    assert torch.equal(seg.expand(torch.tensor([5.0, 6.0, 7.0])), torch.tensor([5.0, 5.0, 7.0]))
+    with pytest.raises(ValueError, match="Invalid reduce: 'prod'; choose from: sum, mean, max, min"):
+        seg.reduce(seg.flat, "prod")
+
+
+@given(
+    st.lists(st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), max_size=40), min_size=1, max_size=5),
+    st.sampled_from(["sum", "mean", "max", "min"]),
+)
+def test_segments_cpu_path_matches_torch_segment_reduce(ws: list[list[float]], reduce: str) -> None:
+    # the CPU path reduces each slice with torch's own reductions; torch.segment_reduce is the reference
+    seg = Segments([torch.tensor(w, dtype=torch.float32) for w in ws])
+    ref = torch.segment_reduce(seg.flat, reduce, lengths=seg.lengths)
+    got = seg.reduce(seg.flat, reduce)
+    if reduce in ("max", "min"):
+        assert torch.equal(got, ref)  # order-free: the same values
+    else:
+        assert_close(got, ref, rtol=1e-5, atol=1e-3, equal_nan=True)  # sums to rounding
+    per_tensor = torch.arange(len(ws), dtype=torch.float32)
+    assert torch.equal(seg.expand(per_tensor), per_tensor.repeat_interleave(seg.lengths))
+
+
 def test_sawb_steps_by_hand() -> None:
     # E[w²] = 4, E|w| = 1: α = 2·12.1 − 12.2 = 12, Δ = 12/7; equal magnitudes: 12.1 − 12.2 < 0 → max|w| = 1
     seg = Segments([torch.tensor([0.0, 0.0, 0.0, -4.0]), torch.tensor([1.0, -1.0, 1.0, -1.0])])

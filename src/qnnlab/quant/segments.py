@@ -6,6 +6,14 @@ broadcasts one value per tensor back to its entries, and :meth:`Segments.split` 
 result back into the tensors' shapes. Per-tensor scales (SAWB, max-abs, ternary means) of a
 whole param group thus cost the same few kernels whatever the layer count, and nothing syncs
 with the device.
+
+On the CPU, where a kernel launch costs little and ``torch.segment_reduce`` is a scalar loop
+(3.7 ms for a mean over 2.8 M float32 entries, against 0.4 ms for the tensors' own means), a
+reduction is one ``torch.sum``/``mean``/``amax``/``amin`` per slice and :meth:`Segments.expand` one
+copy of each value's broadcast view. Both give what the segment kernels give: the same values for
+``max``, ``min`` and :meth:`~Segments.expand`, sums and means to rounding (torch's own sums are
+cascaded, so at least as accurate); an empty slice reduces to ``0`` (sum), NaN (mean) and ``∓inf``
+(max, min), as ``torch.segment_reduce`` does.
 """
 
 from __future__ import annotations
@@ -16,6 +24,14 @@ import torch
 from torch import Tensor
 
 __all__ = ["Segments"]
+
+# the CPU's reduction of one slice, and its value for an empty slice (torch.segment_reduce's)
+_SLICE_REDUCTIONS = {
+    "sum": (torch.sum, 0.0),
+    "mean": (torch.mean, float("nan")),
+    "max": (torch.amax, float("-inf")),
+    "min": (torch.amin, float("inf")),
+}
 
 
 @lru_cache(maxsize=64)
@@ -34,12 +50,22 @@ class Segments:
         self.lengths = _lengths(self.sizes, self.flat.device)
 
     def reduce(self, values: Tensor, reduce: str) -> Tensor:
-        """One value per tensor: ``reduce`` (``"sum"``, ``"mean"``, ``"max"``, ...) of its slice of ``values``."""
-        return torch.segment_reduce(values, reduce, lengths=self.lengths)
+        """One value per tensor: ``reduce`` (``"sum"``, ``"mean"``, ``"max"``, ``"min"``) of its slice of ``values``."""
+        if reduce not in _SLICE_REDUCTIONS:
+            raise ValueError(f"Invalid reduce: {reduce!r}; choose from: {', '.join(_SLICE_REDUCTIONS)}")
+        if values.device.type != "cpu":
+            return torch.segment_reduce(values, reduce, lengths=self.lengths)
+        fn, empty = _SLICE_REDUCTIONS[reduce]
+        parts = values.split(self.sizes)
+        return torch.stack([fn(x) if x.numel() else x.new_tensor(empty) for x in parts])
 
     def expand(self, per_tensor: Tensor) -> Tensor:
         """``per_tensor[i]`` repeated over the entries of tensor ``i``."""
-        return per_tensor.repeat_interleave(self.lengths, output_size=self.flat.numel())
+        if per_tensor.device.type != "cpu":
+            return per_tensor.repeat_interleave(self.lengths, output_size=self.flat.numel())
+        if not self.sizes:
+            return per_tensor.new_empty(0)
+        return torch.cat([v.expand(n) for v, n in zip(per_tensor.unbind(), self.sizes, strict=True)])
 
     def stat(self, values: Tensor, reduce: str) -> Tensor:
         """:meth:`reduce` broadcast back to the entries."""
