@@ -511,6 +511,10 @@ class QuantOptimizer(Optimizer):
 
     def _torch_sgd(self, group: dict[str, Any], params: list[Tensor], targets, grads, lr: float) -> None:
         momentum = group["momentum"]
+        if not momentum and not group["weight_decay"]:
+            # what torch's foreach SGD runs here, without its grouping by device and dtype (half of a small step)
+            torch._foreach_add_(targets, grads, alpha=-lr)
+            return
         bufs = [self.state[p].get("momentum_buffer") for p in params] if momentum else [None] * len(params)
         torch_sgd(
             targets,
