@@ -252,3 +252,20 @@ def test_momentum_base_matches_torch_sgd() -> None:
         ours.step()
         ref.step()
     assert_close(p.detach(), q.detach())
+
+
+@pytest.mark.parametrize(("momentum", "weight_decay"), [(0.0, 0.0), (0.9, 0.0), (0.0, 0.01), (0.9, 0.01)])
+def test_sgd_base_is_torch_foreach_sgd_bitwise(momentum: float, weight_decay: float) -> None:
+    # the plain step calls torch._foreach_add_ itself; every branch must stay torch's to the bit, mixed dtypes included
+    torch.manual_seed(0)
+    w0 = [torch.randn(7, 3), torch.randn(5, dtype=torch.float64), torch.randn(0)]
+    ps, qs = ([torch.nn.Parameter(w.clone()) for w in w0] for _ in "pq")
+    ours = METHODS.get("sgd").optimizer(ps, lr=0.3, momentum=momentum, weight_decay=weight_decay)
+    ref = torch.optim.SGD(qs, lr=0.3, momentum=momentum, weight_decay=weight_decay, foreach=True)
+    for _ in range(4):
+        for p, q in zip(ps, qs, strict=True):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        ours.step()
+        ref.step()
+    assert all(torch.equal(p, q) for p, q in zip(ps, qs, strict=True))

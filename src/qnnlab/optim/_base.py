@@ -511,7 +511,7 @@ class QuantOptimizer(Optimizer):
 
     def _torch_sgd(self, group: dict[str, Any], params: list[Tensor], targets, grads, lr: float) -> None:
         momentum = group["momentum"]
-        if not momentum and not group["weight_decay"]:
+        if not momentum and not group["weight_decay"] and not any(g.is_sparse or g.is_complex() for g in grads):
             # what torch's foreach SGD runs here, without its grouping by device and dtype (half of a small step)
             torch._foreach_add_(targets, grads, alpha=-lr)
             return
