@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import torch
 
@@ -78,6 +79,19 @@ def interleaved(
             q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
             out[label][name] = Stats(statistics.median(ts), statistics.median(ratios), q1, q3)
     return out
+
+
+def last_level_cache() -> int | None:
+    """Bytes of the CPU's last-level cache (Linux sysfs), ``None`` where it cannot be read."""
+    levels = {}
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            level, size = int((index / "level").read_text()), (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        levels[level] = int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+    return levels[max(levels)] if levels else None
 
 
 def provenance(title: str, make_bench: list[str], extra: str = "") -> list[str]:

@@ -8,11 +8,11 @@ Control rows: a second ``torch.optim.SGD(foreach=True)`` and qnnlab's SGD (which
 the first; their deviation from 1 is the noise floor of the table. The fused path's first step is
 measured in fresh processes: *cold* with an empty kernel cache (the C build), *warm* with it filled.
 
-Two models: issue 11's MLP (2.79 M parameters: its weights and grads, 22 MB, fit in a 32 MB
-last-level cache, so a run of steps is partly cache-resident and arithmetic counts) and one of
-20 M parameters (160 MB: every step streams from memory). In the second regime a step cannot beat
-its memory traffic: :func:`traffic` counts it per constrained entry from the passes a step runs,
-and the targets table prints the floor it implies.
+Two models: issue 11's MLP (2.79 M parameters: its weights and grads, 21 MiB, fit in a 32 MiB
+last-level cache such as this machine's, so a run of steps is partly cache-resident and arithmetic
+counts) and one of 20 M parameters (153 MiB: every step streams from memory). In the second
+regime a step cannot beat its memory traffic: :func:`traffic` counts it per constrained entry from
+the passes a step runs, and the targets table prints the floor it implies.
 
 Usage (``make bench``)::
 
@@ -34,7 +34,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import torch
-from _timing import interleaved, provenance
+from _timing import interleaved, last_level_cache, provenance
 from torch import nn
 
 from qnnlab.io import write_atomic
@@ -243,7 +243,7 @@ def main() -> None:
         r, big = stats[ref][name].ratio, large[ref][name].ratio
         reference = SGD_REF if ref == "sgd" else ADAM_REF
         floor = traffic(name) / REFERENCE_TRAFFIC[ref]
-        met = "yes" if r <= limit and big <= limit else ("beyond the LLC" if big <= limit else "**no**")
+        met = "yes" if r <= limit and big <= limit else (f"at {n_large / 1e6:.0f} M" if big <= limit else "**no**")
         targets.append(f"| `{name}` | ≤ {limit} × `{reference}` | {r:.2f} | {big:.2f} | {floor:.2f} | {met} |")
     deviation = control_deviation(stats)
     large_deviation = control_deviation(large)
@@ -256,6 +256,7 @@ def main() -> None:
     print("\n".join([*printed, *(targets if args.threads == 1 else []), *first]))
 
     cc = f"; C compiler: {compiler()[1]}" if not args.quick else ""
+    llc = f"{cache / 2**20:.0f} MiB" if (cache := last_level_cache()) else "an unknown size"
     lines = [
         *provenance("Optimizer step benchmark", MAKE_BENCH, cc),
         f"- model: `{' - '.join(map(str, model))}`, {n_params:,} parameters, float32, CPU",
@@ -267,16 +268,16 @@ def main() -> None:
         "with its interquartile range (`benchmarks/_timing.py`)",
         f"- controls: the second `{SGD_REF}` and qnnlab's SGD against the first; "
         f"**control deviation {deviation:.3f}** (the largest |median ratio − 1| of the two)",
-        f"- this model's weights and grads ({n_params * 8 / 1e6:.0f} MB) fit in a 32 MB last-level cache, so a run of "
-        "steps of one optimizer is partly cache-resident: the table mixes memory and arithmetic costs, and how much "
-        "of each depends on what else the machine's cache holds",
+        f"- this model's weights and grads take {n_params * 8 / 2**20:.0f} MiB, this CPU's last-level cache "
+        f"holds {llc}: where they fit, a run of steps of one optimizer is partly cache-resident, the table mixes "
+        "memory and arithmetic costs, and how much of each depends on what else the (shared) cache holds",
         "",
         *table,
         "",
         f"## Beyond the last-level cache: {n_large / 1e6:.1f} M parameters",
         "",
         f"The same rows on `{' - '.join(str(n) for n in LARGE)}` ({n_large:,} parameters, "
-        f"{n_large * 8 / 1e6:.0f} MB of weights and grads), {max(11, rounds // 3)} rounds: every step streams "
+        f"{n_large * 8 / 2**20:.0f} MiB of weights and grads), {max(11, rounds // 3)} rounds: every step streams "
         f"from memory. **Control deviation {large_deviation:.3f}.**",
         "",
         *large_table,
