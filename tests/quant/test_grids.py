@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from qnnlab.quant import BinaryGrid, KBitGrid, get_grid, sign
+from qnnlab.quant.grids import sign_tensor
 
 floats = st.floats(-10, 10, allow_nan=False, width=32)
 
@@ -26,6 +27,23 @@ def test_sign_never_returns_zero() -> None:
 def test_sign_is_plus_one_exactly_where_w_is_not_negative(values: list[float]) -> None:
     w = torch.tensor(values)
     assert torch.equal(sign(w), torch.where(w >= 0, 1.0, -1.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_sign_tensor_equals_sign_bitwise(dtype: torch.dtype) -> None:
+    specials = [-float("inf"), -2.0, -1e-45, -0.0, 0.0, 1e-45, 3.0, float("inf"), float("nan"), -float("nan")]
+    w = torch.cat([torch.tensor(specials), torch.randn(1000)]).to(dtype)
+    assert torch.equal(sign_tensor(w), sign(w)) and sign_tensor(w).dtype == dtype
+    grid = w.reshape(-1, 10).t()  # not contiguous
+    assert torch.equal(sign_tensor(grid), sign(grid))
+    leaf = torch.randn(5, requires_grad=True)
+    assert torch.equal(sign_tensor(leaf), sign(leaf.detach()))
+
+
+@given(st.lists(st.floats(width=32), min_size=1, max_size=50))
+def test_sign_tensor_is_sign(values: list[float]) -> None:
+    w = torch.tensor(values)
+    assert torch.equal(sign_tensor(w), sign(w))
 
 
 def test_binary_grid_hand_values() -> None:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor, nn
 
-from qnnlab.quant.grids import sign, uniform_round
+from qnnlab.quant.grids import sign_tensor, uniform_round
 from qnnlab.quant.scales import sawb_coefficients, sawb_scale
 from qnnlab.quant.ste import ESTIMATORS, pact, straight_through
 from qnnlab.registry import Registry
@@ -127,7 +127,7 @@ class SignQuantizer(Quantizer):
         self.estimator, self.clip = estimator, clip
 
     def forward(self, x: Tensor) -> Tensor:
-        return straight_through(x, sign, self.estimator, clip=self.clip)
+        return straight_through(x, sign_tensor, self.estimator, clip=self.clip)
 
     def _arguments(self) -> dict[str, Any]:
         return {"estimator": self.estimator, "clip": self.clip}
