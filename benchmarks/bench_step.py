@@ -94,7 +94,7 @@ TARGETS = {
     'AdaSTE(base="adam")': ("adam", 1.3),
 }
 # floats torch's steps move per entry: SGD 3 (w, g -> w), momentum 5 (and the velocity), Adam 7 (w, g, m, v -> w, m, v)
-REFERENCE_TRAFFIC = {"sgd": 3, "adam": 7}
+REFERENCE_TRAFFIC = {"sgd": 3, "momentum": 5, "adam": 7}
 SIZES = [784, 1536, 1024, 10]  # issue 11's bench MLP
 LARGE = [784, 4096, 4096, 10]  # 20 M parameters: beyond the last-level cache
 # the first step in a fresh process, cold (empty kernel cache) and warm
@@ -140,7 +140,7 @@ def first_steps(sizes: list[int], threads: int) -> list[str]:
 def traffic(name: str) -> float:
     """4-byte memory transfers per constrained entry of one step of row ``name``: for each C kernel the step runs,
     the arrays its spec reads and writes, plus one read per array written without being read (the write fetches
-    its cache line first); for each torch SGD or Adam pass it runs, torch's own (``REFERENCE_TRAFFIC``, momentum 5).
+    its cache line first); for each torch SGD or Adam pass it runs, torch's own (``REFERENCE_TRAFFIC``).
     Counted on one bias-free layer (every entry constrained), whatever path the kernels take."""
     from qnnlab.optim._base import QuantOptimizer
     from qnnlab.optim._kernels import Kernel
@@ -169,7 +169,7 @@ def traffic(name: str) -> float:
         return counted
 
     Kernel.run = kernel_run
-    QuantOptimizer._torch_sgd = torch_pass(sgd, lambda g: 5 if g["momentum"] else REFERENCE_TRAFFIC["sgd"])
+    QuantOptimizer._torch_sgd = torch_pass(sgd, lambda g: REFERENCE_TRAFFIC["momentum" if g["momentum"] else "sgd"])
     QuantOptimizer._torch_adam = torch_pass(adam, lambda g: REFERENCE_TRAFFIC["adam"])
     try:
         opt.step()
@@ -228,10 +228,9 @@ def main() -> None:
     quick = [16, 32, 10]
     rounds = args.rounds or (3 if args.quick else 41)
     seconds = 0.002 if args.quick else 0.05
+    large_rounds = max(11, rounds // 3)
     stats, n_params, model = measure(quick if args.quick else SIZES, rounds, seconds, args.seed)
-    large, n_large, _ = (
-        (stats, n_params, model) if args.quick else measure(LARGE, max(11, rounds // 3), seconds, args.seed)
-    )
+    large, n_large, _ = (stats, n_params, model) if args.quick else measure(LARGE, large_rounds, seconds, args.seed)
 
     table = step_table(stats)
     large_table = step_table(large)
@@ -277,7 +276,7 @@ def main() -> None:
         f"## Beyond the last-level cache: {n_large / 1e6:.1f} M parameters",
         "",
         f"The same rows on `{' - '.join(str(n) for n in LARGE)}` ({n_large:,} parameters, "
-        f"{n_large * 8 / 2**20:.0f} MiB of weights and grads), {max(11, rounds // 3)} rounds: every step streams "
+        f"{n_large * 8 / 2**20:.0f} MiB of weights and grads), {large_rounds} rounds: every step streams "
         f"from memory. **Control deviation {large_deviation:.3f}.**",
         "",
         *large_table,
