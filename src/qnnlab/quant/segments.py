@@ -63,8 +63,6 @@ class Segments:
         """``per_tensor[i]`` repeated over the entries of tensor ``i``."""
         if per_tensor.device.type != "cpu":
             return per_tensor.repeat_interleave(self.lengths, output_size=self.flat.numel())
-        if not self.sizes:
-            return per_tensor.new_empty(0)
         return torch.cat([v.expand(n) for v, n in zip(per_tensor.unbind(), self.sizes, strict=True)])
 
     def stat(self, values: Tensor, reduce: str) -> Tensor:
